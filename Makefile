@@ -1,0 +1,53 @@
+# carbon-sdk: `make demo` runs the local platform and the examples, `make test` the whole suite.
+# Both install what they need (uv, the locked Python packages, the system servers), idempotently.
+
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+# The notebook image runs Python 3.13; the unit tests run there too.
+PY313 ?= $(shell (python3.13 -c 'import sys; print(sys.executable)' || PYENV_VERSION=$$(pyenv versions --bare | grep '^3\.13' | tail -n1) pyenv which python3.13) 2>/dev/null)
+export UV_CACHE_DIR ?= $(HOME)/.cache/uv
+
+.PHONY: demo test lint typecheck unit test-313 bench system-deps install clean
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --all-extras --python 3.11
+	touch $@
+
+install: $(VENV)/.synced
+
+# Servers the local stack runs that come from Debian (PostgreSQL) or need a JDK.
+system-deps:
+	@bash .ci/system-deps
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+test-313: $(UV)
+	@if [ -z "$(PY313)" ]; then echo "python3.13 not found: set PY313=/path/to/python3.13"; exit 1; fi
+	UV_PROJECT_ENVIRONMENT=.venv-3.13 $(UV) sync --frozen --all-extras --python $(PY313)
+	.venv-3.13/bin/python -m pytest tests/unit -q
+
+test: install system-deps lint typecheck test-313
+	$(VENV)/bin/pytest
+
+demo: install system-deps
+	$(VENV)/bin/carbon-sdk dev up
+	CARBON_PROFILE=dev $(VENV)/bin/carbon-sdk doctor --require postgres --require s3
+
+bench: install system-deps
+	cd benchmarks && for b in bench_*.py; do ../$(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .venv-3.13 $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

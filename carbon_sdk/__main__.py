@@ -1,0 +1,5 @@
+"""``python -m carbon_sdk`` runs the CLI."""
+
+from carbon_sdk.cli import main
+
+main()

@@ -1,0 +1,22 @@
+"""Layered, typed configuration with provenance.
+
+Connectors subclass :class:`ServiceSettings`; :mod:`carbon_sdk.settings.carbon` assembles them
+into :class:`~carbon_sdk.settings.carbon.CarbonSettings` and caches the load.
+"""
+
+from .base import REDACTED, ServiceSettings, is_secret
+from .config_file import write_profile
+from .locations import Locations, env_var, secret_file_name, user_config_path
+from .sources import Origin
+
+__all__ = [
+    "REDACTED",
+    "Locations",
+    "Origin",
+    "ServiceSettings",
+    "env_var",
+    "is_secret",
+    "secret_file_name",
+    "user_config_path",
+    "write_profile",
+]

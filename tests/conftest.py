@@ -1,0 +1,31 @@
+"""Every test starts from an empty configuration: no CARBON_*, libpq or AWS variables, and
+config/secrets locations inside the test's tmp_path."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from carbon_sdk.settings.carbon import reload
+
+CLEARED_PREFIXES = ("CARBON_", "PG", "AWS_", "MLFLOW_", "TRINO_", "RAY_", "KAFKA_", "DATAHUB_")
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point every config location into ``tmp_path`` and clear the variables the SDK reads."""
+    for name in list(os.environ):
+        if name.startswith(CLEARED_PREFIXES):
+            monkeypatch.delenv(name)
+    home = tmp_path / "carbon-config"
+    home.mkdir()
+    monkeypatch.setenv("CARBON_CONFIG", str(home / "system.yaml"))
+    monkeypatch.setenv("CARBON_USER_CONFIG", str(home / "user.yaml"))
+    monkeypatch.setenv("CARBON_SECRETS_DIR", str(home / "secrets"))
+    reload()
+    yield home
+    monkeypatch.undo()
+    reload()
