@@ -1,0 +1,141 @@
+"""pytest plugin: the local platform stack for a test run, started by the same supervisor as
+``carbon-sdk dev up``.
+
+Fixtures:
+    carbon_services  (session) ``carbon_services("trino")`` starts services (plus dependencies)
+                     on the session's stack on first request and returns :class:`StackSession`.
+    carbon_stack     (session) the stack with PostgreSQL and S3 up.
+    carbon_env       (function) the stack's ``CARBON_*`` variables set for one test.
+    fresh_database   (function) a new, uniquely named PostgreSQL database, dropped afterwards.
+    fresh_bucket_prefix (function) ``s3://scratch/<unique>/``, emptied afterwards.
+
+The stack lives in a temporary ``CARBON_DEV_HOME``, writes no config profile, and is stopped and
+purged at the end of the session; teardown fails if any process it started is still alive.
+A service (e.g. trino) adds its own session fixture::
+
+    @pytest.fixture(scope="session")
+    def trino_stack(carbon_services):
+        return carbon_services("postgres", "s3", "trino")
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from . import process
+from .supervisor import Stack
+
+BASE_SERVICES = ("postgres", "s3")
+
+
+class StackSession:
+    """The test session's stack; services are started on demand and stay up for the session."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.started: list[process.ProcessHandle] = []
+
+    def require(self, *names: str) -> StackSession:
+        """Start ``names`` (and their dependencies) unless they already run."""
+        try:
+            self.stack.up(names)
+        finally:  # track what did start even if another service failed
+            for record in self.stack.records():
+                if record.handle and record.handle not in self.started:
+                    self.started.append(record.handle)
+        return self
+
+    def settings(self, service: str) -> dict[str, object]:
+        """The SDK settings of one running service."""
+        return self.stack.settings()[service]
+
+    def env(self) -> dict[str, str]:
+        """The ``CARBON_*`` variables of every running service."""
+        return self.stack.env()
+
+    def leftovers(self) -> list[int]:
+        """Pids of processes this session started that are still alive."""
+        return [pid for handle in self.started for pid in process.group_members(handle)]
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def carbon_services(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., StackSession]]:
+    """A function that starts services on the session's stack and returns :class:`StackSession`."""
+    session = StackSession(Stack(tmp_path_factory.mktemp("carbon-dev"), profile=None))
+    yield session.require
+    session.stack.down(purge=True)
+    left = session.leftovers()
+    assert not left, f"carbon-sdk dev stack left processes behind: {left}"
+
+
+@pytest.fixture(scope="session")
+def carbon_stack(carbon_services: Callable[..., StackSession]) -> StackSession:
+    """The session's stack with PostgreSQL and S3 running."""
+    return carbon_services(*BASE_SERVICES)
+
+
+@pytest.fixture
+def carbon_env(carbon_stack: StackSession, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point the SDK at the stack for one test via ``CARBON_*`` variables; returns them."""
+    from carbon_sdk.settings.carbon import reload
+
+    env = carbon_stack.env()
+    monkeypatch.delenv("CARBON_PROFILE", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reload()
+    return env
+
+
+@pytest.fixture
+def fresh_database(carbon_stack: StackSession) -> Iterator[str]:
+    """Create a uniquely named database, yield its name, drop it afterwards."""
+    psycopg = pytest.importorskip("psycopg")
+    pg = carbon_stack.settings("postgres")
+    name = _unique("test")
+    conninfo = psycopg.conninfo.make_conninfo(
+        host=str(pg["host"]),
+        port=str(pg["port"]),
+        user=str(pg["user"]),
+        password=str(pg["password"]),
+        dbname="postgres",
+    )
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield name
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def fresh_bucket_prefix(carbon_stack: StackSession) -> Iterator[str]:
+    """Yield ``s3://<default bucket>/<unique>/`` and delete every object under it afterwards."""
+    boto3 = pytest.importorskip("boto3")
+    from botocore.config import Config
+
+    s3 = carbon_stack.settings("s3")
+    bucket, prefix = str(s3["bucket"]), _unique("test")
+    yield f"s3://{bucket}/{prefix}/"
+    client = boto3.client(
+        "s3",
+        endpoint_url=str(s3["endpoint_url"]),
+        aws_access_key_id=str(s3["access_key_id"]),
+        aws_secret_access_key=str(s3["secret_access_key"]),
+        region_name=str(s3["region"]),
+        config=Config(s3={"addressing_style": "path"}),
+    )
+    for page in client.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=f"{prefix}/"
+    ):
+        keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys})

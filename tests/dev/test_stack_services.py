@@ -1,0 +1,137 @@
+"""The real PostgreSQL and SeaweedFS servers, through the pytest plugin's session stack."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import psutil
+import pytest
+from typer.testing import CliRunner
+
+from carbon_sdk.dev import Stack, State
+from carbon_sdk.dev.cli import app
+from carbon_sdk.dev.postgres import DATABASES
+from carbon_sdk.dev.pytest_plugin import StackSession
+from carbon_sdk.dev.s3 import BUCKETS
+
+pytestmark = pytest.mark.stack
+
+psycopg = pytest.importorskip("psycopg")
+boto3 = pytest.importorskip("boto3")
+
+
+def _pg_connect(settings: dict[str, object], dbname: str, password: str | None = None) -> object:
+    return psycopg.connect(
+        host=str(settings["host"]),
+        port=int(str(settings["port"])),
+        user=str(settings["user"]),
+        password=password or str(settings["password"]),
+        dbname=dbname,
+        connect_timeout=5,
+    )
+
+
+def _s3_client(settings: dict[str, object]) -> object:
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=str(settings["endpoint_url"]),
+        aws_access_key_id=str(settings["access_key_id"]),
+        aws_secret_access_key=str(settings["secret_access_key"]),
+        region_name=str(settings["region"]),
+        config=Config(s3={"addressing_style": "path"}),
+    )
+
+
+def test_postgres_has_the_platform_databases_and_needs_the_password(
+    carbon_stack: StackSession,
+) -> None:
+    pg = carbon_stack.settings("postgres")
+    assert pg["database"] == "analytics"
+    with _pg_connect(pg, "postgres") as conn:
+        names = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+    assert set(DATABASES) <= names
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        _pg_connect(pg, "postgres", password="wrong")
+
+
+def test_s3_has_the_platform_buckets_and_round_trips(carbon_stack: StackSession) -> None:
+    s3 = _s3_client(carbon_stack.settings("s3"))
+    assert set(BUCKETS) <= {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    s3.put_object(Bucket="warehouse", Key="t/hello.txt", Body=b"hello")
+    assert s3.get_object(Bucket="warehouse", Key="t/hello.txt")["Body"].read() == b"hello"
+    s3.delete_object(Bucket="warehouse", Key="t/hello.txt")
+
+
+def test_servers_listen_on_loopback_only(carbon_stack: StackSession) -> None:
+    for record in carbon_stack.stack.records():
+        assert record.pid is not None
+        listening = [
+            c.laddr
+            for c in psutil.Process(record.pid).net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN
+        ]
+        assert listening, record.name
+        assert {addr.ip for addr in listening} == {"127.0.0.1"}, (record.name, listening)
+        assert record.ports[str(record.main_port)] in {addr.port for addr in listening}
+
+
+def test_fresh_database_is_usable(carbon_stack: StackSession, fresh_database: str) -> None:
+    with _pg_connect(carbon_stack.settings("postgres"), fresh_database) as conn:
+        conn.execute("CREATE TABLE t (x int)")
+        conn.execute("INSERT INTO t VALUES (1), (2)")
+        assert conn.execute("SELECT sum(x) FROM t").fetchone() == (3,)
+
+
+def test_fresh_bucket_prefix_is_empty_and_writable(
+    carbon_stack: StackSession, fresh_bucket_prefix: str
+) -> None:
+    assert fresh_bucket_prefix.startswith("s3://scratch/") and fresh_bucket_prefix.endswith("/")
+    bucket, prefix = fresh_bucket_prefix.removeprefix("s3://").split("/", 1)
+    s3 = _s3_client(carbon_stack.settings("s3"))
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"] == 0
+    s3.put_object(Bucket=bucket, Key=f"{prefix}a.parquet", Body=b"x")
+
+
+def test_carbon_env_points_at_the_stack(carbon_env: dict[str, str]) -> None:
+    assert os.environ["CARBON_POSTGRES__HOST"] == "127.0.0.1"
+    assert os.environ["CARBON_S3__ENDPOINT_URL"].startswith("http://127.0.0.1:")
+    assert os.environ["CARBON_S3__BUCKET"] == "scratch"
+    assert carbon_env["CARBON_POSTGRES__DATABASE"] == "analytics"
+
+
+def test_cli_up_status_env_logs_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The acceptance round trip, on a second stack of its own."""
+    home = tmp_path / "dev"
+    monkeypatch.setenv("CARBON_DEV_HOME", str(home))
+    runner = CliRunner()
+    try:
+        up = runner.invoke(app, ["up"])
+        assert up.exit_code == 0, up.output
+        assert "postgres: ready in" in up.output and "s3: ready in" in up.output
+
+        again = runner.invoke(app, ["up", "postgres"])
+        assert "postgres: already running" in again.output
+
+        status = runner.invoke(app, ["status"])
+        assert status.exit_code == 0, status.output
+        rows = Stack(home).status()
+        for row in rows:
+            assert row.state is State.RUNNING
+            assert str(row.pid) in status.output and str(row.port) in status.output
+            assert row.name in status.output
+        assert "running" in status.output and "logs/s3.log" in status.output
+
+        env = runner.invoke(app, ["env"])
+        assert "export CARBON_POSTGRES__PORT=" in env.output
+        assert "export CARBON_S3__SECRET_ACCESS_KEY=" in env.output
+
+        logs = runner.invoke(app, ["logs", "s3", "-n", "5"])
+        assert logs.exit_code == 0 and logs.output.strip()
+    finally:
+        down = runner.invoke(app, ["down", "--purge"])
+    assert down.exit_code == 0, down.output
+    assert "2 service(s) stopped" in down.output
+    assert runner.invoke(app, ["down"]).exit_code == 0

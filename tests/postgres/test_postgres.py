@@ -1,0 +1,269 @@
+"""The postgres connector against the stack's real PostgreSQL server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import polars as pl
+import psutil
+import pyarrow as pa
+import pytest
+
+from carbon_sdk import AuthFailed, NotFound, QueryError, Unreachable, postgres
+from carbon_sdk.dev.supervisor import Stack
+from carbon_sdk.health import Status, run
+from carbon_sdk.settings.carbon import configure
+
+pytestmark = pytest.mark.stack
+
+TYPES_SQL = """
+select 12.34::numeric(10, 2)                                   as amount,
+       '2026-01-02 03:04:05+02'::timestamptz                   as at,
+       '{"k": [1, 2]}'::jsonb                                  as doc,
+       '00000000-0000-0000-0000-00000000002a'::uuid            as id,
+       array[1, null, 3]                                       as ints,
+       null::bigint                                            as nothing,
+       42::bigint                                              as answer,
+       'text'::text                                            as label,
+       '2026-11-26'::date                                      as day,
+       '\\x00ff'::bytea                                        as raw
+"""
+
+
+def test_connect_is_configured_from_settings(carbon_env: dict[str, str]) -> None:
+    with postgres.connect() as conn:
+        assert conn.autocommit is False
+        name, db = conn.execute(
+            "select current_setting('application_name'), current_database()"
+        ).fetchone()  # type: ignore[misc]
+    assert name == "carbon-sdk"
+    assert db == carbon_env["CARBON_POSTGRES__DATABASE"]
+
+
+def test_connect_override_picks_another_database(carbon_env: object, fresh_database: str) -> None:
+    with postgres.connect(database=fresh_database) as conn:
+        assert conn.execute("select current_database()").fetchone() == (fresh_database,)
+
+
+def test_type_matrix_arrow(carbon_env: object) -> None:
+    table = postgres.query(TYPES_SQL, as_="arrow")
+    schema = {f.name: f.type for f in table.schema}
+    assert schema["amount"] == pa.decimal128(10, 2)
+    assert schema["at"] == pa.timestamp("us", tz="UTC")
+    assert schema["ints"] == pa.list_(pa.int32())
+    assert schema["answer"] == pa.int64()
+    assert schema["day"] == pa.date32()
+    assert schema["raw"] == pa.binary()
+    row = table.to_pylist()[0]
+    assert row["amount"] == decimal.Decimal("12.34")
+    assert row["at"] == dt.datetime(2026, 1, 2, 1, 4, 5, tzinfo=dt.UTC)
+    assert row["ints"] == [1, None, 3]
+    assert row["nothing"] is None
+    assert row["raw"] == b"\x00\xff"
+
+
+def test_type_matrix_pandas_and_polars(carbon_env: object) -> None:
+    df = postgres.query(TYPES_SQL)
+    assert isinstance(df, pd.DataFrame)
+    assert str(df["answer"].dtype) == "Int64"
+    assert df["nothing"].isna().all()
+    assert df.loc[0, "amount"] == decimal.Decimal("12.34")
+    assert df.loc[0, "id"] == uuid.UUID(int=42)
+    assert str(df["at"].dtype) == "datetime64[us, UTC]"
+    frame = postgres.query("select 1::int as a, null::text as b", as_="polars")
+    assert isinstance(frame, pl.DataFrame)
+    assert frame.to_dicts() == [{"a": 1, "b": None}]
+
+
+def test_parameters_are_bound_by_the_server(carbon_env: object) -> None:
+    hostile = "'; drop table if exists victims; --"
+    df = postgres.query("select $1::text as s, $2::int + 1 as n", (hostile, 41))
+    assert df.loc[0, "s"] == hostile
+    assert df.loc[0, "n"] == 42
+    with pytest.raises(TypeError, match=r"\$1, \$2"):
+        postgres.query("select $1", "not-a-tuple")  # type: ignore[arg-type]
+
+
+def test_unknown_format_is_rejected(carbon_env: object) -> None:
+    with pytest.raises(ValueError, match="pandas, arrow, polars"):
+        postgres.query("select 1", as_="csv")  # type: ignore[arg-type]
+
+
+def test_iter_batches_streams_with_bounded_memory(carbon_env: object) -> None:
+    rows, batch_rows = 3_000_000, 100_000
+    sql = f"select g as id, repeat('x', 100) as payload from generate_series(1, {rows}) g"
+    list(postgres.iter_batches("select 1"))  # load the driver before measuring
+    process = psutil.Process()
+    baseline = process.memory_info().rss
+    peak, total, sizes = baseline, 0, set()
+    for batch in postgres.iter_batches(sql, batch_rows=batch_rows):
+        sizes.add(batch.num_rows)
+        total += batch.num_rows
+        peak = max(peak, process.memory_info().rss)
+    assert total == rows
+    assert sizes == {batch_rows}
+    whole_result = rows * 110  # ~330 MB if materialised at once
+    assert peak - baseline < whole_result / 2, f"grew {(peak - baseline) / 1e6:.0f} MB"
+
+
+def test_write_modes_and_round_trip(carbon_env: object, fresh_database: str) -> None:
+    df = pd.DataFrame(
+        {
+            "id": pd.array([1, 2, None], dtype="Int64"),
+            "name": ["a", "b", None],
+            "at": pd.to_datetime(["2026-01-01T00:00:00Z"] * 3),
+        }
+    )
+    assert postgres.write(df, "people", database=fresh_database) == 3
+    with pytest.raises(QueryError, match="already exists"):
+        postgres.write(df, "people", database=fresh_database)
+    postgres.write(
+        pl.DataFrame({"id": [4], "name": ["d"]}),
+        "people",
+        if_exists="append",
+        database=fresh_database,
+    )
+    back = postgres.query(
+        "select id, name from people order by id nulls last", database=fresh_database
+    )
+    assert back["id"].tolist()[:3] == [1, 2, 4]
+    assert back["name"].tolist()[:3] == ["a", "b", "d"]
+    assert back["name"].isna().tolist() == [False, False, False, True]
+    postgres.write(pa.table({"x": [1.5]}), "people", if_exists="replace", database=fresh_database)
+    assert postgres.query("select * from people", database=fresh_database).columns.tolist() == ["x"]
+
+
+def test_write_in_a_schema(carbon_env: object, fresh_database: str) -> None:
+    with postgres.connect(database=fresh_database, autocommit=True) as conn:
+        conn.execute("create schema staging")
+    postgres.write(pa.table({"v": [1, 2]}), "t", schema="staging", database=fresh_database)
+    assert (
+        postgres.query("select sum(v) as s from staging.t", database=fresh_database).loc[0, "s"]
+        == 3
+    )
+
+
+def test_unsupported_dtype_writes_nothing(carbon_env: object, fresh_database: str) -> None:
+    postgres.write(pd.DataFrame({"v": [1]}), "keep", database=fresh_database)
+    bad = pd.DataFrame({"v": [1, "two", object()]})
+    with pytest.raises(TypeError, match="column v"):
+        postgres.write(bad, "keep", if_exists="replace", database=fresh_database)
+    with pytest.raises(TypeError, match="pandas/polars DataFrame or a pyarrow Table"):
+        postgres.write([{"v": 1}], "keep", if_exists="replace", database=fresh_database)
+    assert postgres.query("select v from keep", database=fresh_database)["v"].tolist() == [1]
+
+
+def test_failed_ingest_rolls_back(carbon_env: object, fresh_database: str) -> None:
+    """A type mismatch found by the server mid-transaction leaves the table as it was."""
+    postgres.write(pa.table({"v": pa.array([1], pa.int32())}), "typed", database=fresh_database)
+    with pytest.raises(QueryError):
+        postgres.write(
+            pa.table({"v": ["not an int"]}), "typed", if_exists="append", database=fresh_database
+        )
+    assert (
+        postgres.query("select count(*) as n from typed", database=fresh_database).loc[0, "n"] == 1
+    )
+
+
+def test_syntax_error_has_message_and_position(carbon_env: object) -> None:
+    with pytest.raises(QueryError) as info:
+        postgres.query("select 1 frm nowhere")
+    message = str(info.value)
+    assert 'syntax error at or near "nowhere"' in message
+    assert "SQLSTATE 42601, position 14" in message
+
+
+def test_missing_table_is_a_query_error(carbon_env: object) -> None:
+    with pytest.raises(QueryError, match='relation "no_such_table" does not exist'):
+        postgres.query("select * from no_such_table")
+
+
+def test_wrong_password_is_auth_failed_without_the_password(carbon_env: object) -> None:
+    configure(postgres={"password": "canary-wrong-pw"})
+    with pytest.raises(AuthFailed) as info:
+        postgres.query("select 1")
+    assert "postgres.password" in str(info.value)
+    assert "canary-wrong-pw" not in str(info.value)
+    (result,) = run(["postgres"]).results
+    assert result.status is Status.AUTH_FAILED
+    assert "canary-wrong-pw" not in result.detail + (result.hint or "")
+
+
+def test_wrong_port_is_unreachable(carbon_env: object) -> None:
+    configure(postgres={"port": 1})
+    started = time.monotonic()
+    with pytest.raises(Unreachable, match="refused"):
+        postgres.connect()
+    assert time.monotonic() - started < 5
+
+
+def test_missing_database_is_not_found(carbon_env: object) -> None:
+    with pytest.raises(NotFound, match='database "nope_db" does not exist'):
+        postgres.query("select 1", database="nope_db")
+
+
+def test_doctor_reports_version_and_user(carbon_env: dict[str, str]) -> None:
+    (result,) = run(["postgres"]).results
+    assert result.status is Status.OK, result
+    assert result.detail.startswith("PostgreSQL ")
+    assert f"as {carbon_env['CARBON_POSTGRES__USER']}" in result.detail
+
+
+def test_engine_hides_password_and_works_with_pandas(carbon_env: dict[str, str]) -> None:
+    engine = postgres.engine()
+    assert carbon_env["CARBON_POSTGRES__PASSWORD"] not in repr(engine.url)
+    assert pd.read_sql("select 7 as x", engine).loc[0, "x"] == 7
+    engine.dispose()
+
+
+def test_pool_replaces_a_connection_killed_mid_query(carbon_env: object) -> None:
+    """A backend terminated mid-query (as a server shutdown does) gives a clear error, and the
+    pool hands out a working connection afterwards, not the broken one."""
+    with postgres.pool(min_size=1, max_size=1) as pool:
+        with pool.connection() as conn:
+            pid = conn.info.backend_pid
+        killer = threading.Timer(0.5, lambda: _terminate(pid))
+        killer.start()
+        with pytest.raises(Exception) as info, pool.connection() as conn:
+            conn.execute("select pg_sleep(30)")
+        killer.join()
+        assert "terminat" in str(info.value)
+        with pool.connection() as conn:
+            assert conn.execute("select 1").fetchone() == (1,)
+            assert conn.info.backend_pid != pid
+
+
+def _terminate(pid: int) -> None:
+    with postgres.connect(autocommit=True) as admin:
+        admin.execute("select pg_terminate_backend($1)".replace("$1", "%s"), (pid,))
+
+
+@pytest.fixture(scope="module")
+def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A PostgreSQL server of its own, so stopping it does not disturb the other tests."""
+    stack = Stack(Path(tmp_path_factory.mktemp("own-pg")), profile=None)
+    stack.up(["postgres"])
+    yield stack
+    stack.down(purge=True)
+
+
+def test_server_stopped_mid_query(own_postgres: Stack) -> None:
+    pg = own_postgres.settings()["postgres"]
+    configure(postgres={k: v for k, v in pg.items()})
+    stopper = threading.Timer(1.0, own_postgres.down)
+    stopper.start()
+    started = time.monotonic()
+    with pytest.raises((Unreachable, QueryError)) as info:
+        postgres.query("select pg_sleep(30)")
+    stopper.join()
+    assert time.monotonic() - started < 15
+    assert "terminat" in str(info.value).lower() or "shut" in str(info.value).lower()
+    with pytest.raises(Unreachable):
+        postgres.query("select 1")
