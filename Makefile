@@ -45,6 +45,8 @@ test: install system-deps lint typecheck test-313
 demo: install system-deps
 	$(VENV)/bin/carbon-sdk dev up
 	CARBON_PROFILE=dev $(VENV)/bin/carbon-sdk doctor --require postgres --require s3
+	CARBON_PROFILE=dev $(PY) notebooks/run.py
+	@echo "The stack keeps running: CARBON_PROFILE=dev points the SDK at it; 'carbon-sdk dev down' stops it."
 
 bench: install system-deps
 	cd benchmarks && for b in bench_*.py; do ../$(PY) $$b || exit 1; done

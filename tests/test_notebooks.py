@@ -1,0 +1,21 @@
+"""The example notebooks run end to end against the test stack, as `make demo` runs them."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
+spec = importlib.util.spec_from_file_location("notebook_runner", NOTEBOOKS / "run.py")
+assert spec and spec.loader
+runner = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(runner)
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_notebook_runs(path: Path, carbon_env: dict[str, str], tmp_path: Path) -> None:
+    runner.execute(path, out_dir=tmp_path)
