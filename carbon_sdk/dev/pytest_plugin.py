@@ -8,10 +8,13 @@ Fixtures:
     carbon_env       (function) the stack's ``CARBON_*`` variables set for one test.
     fresh_database   (function) a new, uniquely named PostgreSQL database, dropped afterwards.
     fresh_bucket_prefix (function) ``s3://scratch/<unique>/``, emptied afterwards.
+    trino_stack      (session) the stack with PostgreSQL, S3 and Trino (plain HTTP) up.
+    trino_secure_stack (session) the stack with ``trino_secure`` (HTTPS, PASSWORD/JWT) up too.
+    trino_env        (function) like ``carbon_env``, with the ``CARBON_TRINO__*`` variables.
 
 The stack lives in a temporary ``CARBON_DEV_HOME``, writes no config profile, and is stopped and
 purged at the end of the session; teardown fails if any process it started is still alive.
-A service (e.g. trino) adds its own session fixture::
+A service adds its own session fixture (see ``trino_stack`` below)::
 
     @pytest.fixture(scope="session")
     def trino_stack(carbon_services):
@@ -139,3 +142,34 @@ def fresh_bucket_prefix(carbon_stack: StackSession) -> Iterator[str]:
         keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
         if keys:
             client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+
+
+@pytest.fixture(scope="session")
+def trino_stack(carbon_services: Callable[..., StackSession]) -> StackSession:
+    """The session's stack with PostgreSQL, S3 and Trino (HTTP, no auth) running.
+
+    Trino's JVM takes tens of seconds to start, so it starts once per session, on first use.
+    """
+    return carbon_services(*BASE_SERVICES, "trino")
+
+
+@pytest.fixture(scope="session")
+def trino_secure_stack(carbon_services: Callable[..., StackSession]) -> StackSession:
+    """The session's stack with ``trino_secure`` running: HTTPS with the stack's own CA and
+    PASSWORD/JWT auth. ``.settings("trino_secure")`` has ``host``, ``port``, ``ca_bundle``,
+    ``user``, ``password`` and ``jwt_key`` (see :func:`carbon_sdk.dev.trino.mint_jwt`)."""
+    return carbon_services(*BASE_SERVICES, "trino_secure")
+
+
+@pytest.fixture
+def trino_env(trino_stack: StackSession, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Like ``carbon_env``, with Trino running: the stack's ``CARBON_*`` variables (including
+    ``CARBON_TRINO__*``) set for one test and the SDK settings reloaded; returns them."""
+    from carbon_sdk.settings.carbon import reload
+
+    env = trino_stack.env()
+    monkeypatch.delenv("CARBON_PROFILE", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reload()
+    return env

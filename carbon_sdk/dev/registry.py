@@ -9,11 +9,14 @@ from __future__ import annotations
 from .postgres import PostgresService
 from .s3 import S3Service
 from .service import Service
+from .trino import SecureTrinoService, TrinoService
 
 SERVICES: dict[str, Service] = {
     service.name: service
     for service in (
         PostgresService(),
         S3Service(),
+        TrinoService(),
+        SecureTrinoService(),
     )
 }

@@ -119,6 +119,7 @@ class Service(ABC):
         main_port: the port ``dev status`` shows.
         port_offset: if set, ``port + port_offset`` is kept free too for every port.
         secrets: names of credentials to generate once per ``CARBON_DEV_HOME``.
+        default: whether ``up`` without arguments starts it (False: only when named).
         ready_timeout: seconds the readiness probe may take before ``up`` fails.
         stop_signal: the signal for a clean, fast shutdown.
         stop_timeout: seconds to wait after ``stop_signal`` before SIGKILL.
@@ -130,6 +131,7 @@ class Service(ABC):
     main_port: ClassVar[str]
     port_offset: ClassVar[int | None] = None
     secrets: ClassVar[tuple[str, ...]] = ()
+    default: ClassVar[bool] = True
     ready_timeout: ClassVar[float] = 30.0
     stop_signal: ClassVar[int] = signal.SIGTERM
     stop_timeout: ClassVar[float] = 15.0

@@ -88,14 +88,15 @@ class Stack:
     # -- up -------------------------------------------------------------------------------
 
     def up(self, names: Sequence[str] = (), progress: Progress | None = None) -> list[Started]:
-        """Start ``names`` (default: all services) and their dependencies; idempotent.
+        """Start ``names`` (default: every service with ``default`` set) and their dependencies;
+        idempotent.
 
         Services already running are left alone and reported as such; a service whose process
         died is restarted. Independent services start in parallel. Raises
         :class:`ServiceStartError` (with the log tail) if a service does not become ready.
         """
         progress = progress or Progress()
-        wanted = list(names) or list(self.services)
+        wanted = list(names) or [n for n, s in self.services.items() if s.default]
         levels = dependency_levels({n: s.depends_on for n, s in self.services.items()}, wanted)
         results: list[Started] = []
         with self._state.locked():
