@@ -261,7 +261,7 @@ def _numeric(field: pa.Field, text: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def normalize(table: pa.Table) -> pa.Table:
     """Replace the driver's opaque PostgreSQL types: ``numeric`` becomes decimal (see
-    :func:`_numeric`), other opaque types (inet, money, ...) their text; Arrow's own extension
+    :func:`_numeric`), other opaque types their text; Arrow's own extension
     types (uuid, json) stay."""
     pa_mod = import_client("pyarrow", "tables")
     for index, field in enumerate(table.schema):
