@@ -44,7 +44,7 @@ test: install system-deps lint typecheck test-313
 
 demo: install system-deps
 	$(VENV)/bin/carbon-sdk dev up
-	CARBON_PROFILE=dev $(VENV)/bin/carbon-sdk doctor --require postgres --require s3
+	CARBON_PROFILE=dev $(VENV)/bin/carbon-sdk doctor --require postgres --require s3 --require trino
 	CARBON_PROFILE=dev $(PY) notebooks/run.py
 	@echo "The stack keeps running: CARBON_PROFILE=dev points the SDK at it; 'carbon-sdk dev down' stops it."
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from carbon_sdk import postgres, s3
+    from carbon_sdk import postgres, s3, trino
     from carbon_sdk.errors import (
         AuthFailed,
         CarbonError,
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from carbon_sdk.health import DoctorReport
     from carbon_sdk.settings.carbon import CarbonSettings, configure, reload
 
-_CONNECTORS = frozenset({"postgres", "s3"})
+_CONNECTORS = frozenset({"postgres", "s3", "trino"})
 _ERRORS = frozenset(
     {
         "AuthFailed",
@@ -61,6 +61,7 @@ __all__ = [
     "postgres",
     "reload",
     "s3",
+    "trino",
 ]
 
 

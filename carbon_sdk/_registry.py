@@ -45,6 +45,7 @@ CONNECTORS: dict[str, Connector] = {
     for c in (
         Connector("postgres", "PostgreSQL", "postgres"),
         Connector("s3", "S3 (MinIO)", "s3"),
+        Connector("trino", "Trino", "trino"),
     )
 }
 

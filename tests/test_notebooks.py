@@ -17,5 +17,5 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
-def test_notebook_runs(path: Path, carbon_env: dict[str, str], tmp_path: Path) -> None:
+def test_notebook_runs(path: Path, trino_env: dict[str, str], tmp_path: Path) -> None:
     runner.execute(path, out_dir=tmp_path)

@@ -86,17 +86,22 @@ def carbon_stack(carbon_services: Callable[..., StackSession]) -> StackSession:
     return carbon_services(*BASE_SERVICES)
 
 
-@pytest.fixture
-def carbon_env(carbon_stack: StackSession, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Point the SDK at the stack for one test via ``CARBON_*`` variables; returns them."""
+def _point_sdk_at(session: StackSession, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Set the stack's ``CARBON_*`` variables for one test, reload the SDK settings."""
     from carbon_sdk.settings.carbon import reload
 
-    env = carbon_stack.env()
+    env = session.env()
     monkeypatch.delenv("CARBON_PROFILE", raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     reload()
     return env
+
+
+@pytest.fixture
+def carbon_env(carbon_stack: StackSession, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point the SDK at the stack for one test via ``CARBON_*`` variables; returns them."""
+    return _point_sdk_at(carbon_stack, monkeypatch)
 
 
 @pytest.fixture
@@ -163,13 +168,5 @@ def trino_secure_stack(carbon_services: Callable[..., StackSession]) -> StackSes
 
 @pytest.fixture
 def trino_env(trino_stack: StackSession, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Like ``carbon_env``, with Trino running: the stack's ``CARBON_*`` variables (including
-    ``CARBON_TRINO__*``) set for one test and the SDK settings reloaded; returns them."""
-    from carbon_sdk.settings.carbon import reload
-
-    env = trino_stack.env()
-    monkeypatch.delenv("CARBON_PROFILE", raising=False)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    reload()
-    return env
+    """Like ``carbon_env``, with Trino running too (``CARBON_TRINO__*`` included)."""
+    return _point_sdk_at(trino_stack, monkeypatch)

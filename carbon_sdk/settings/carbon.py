@@ -15,6 +15,7 @@ from .sources import Resolution, resolving
 if TYPE_CHECKING:
     from carbon_sdk.postgres import PostgresSettings
     from carbon_sdk.s3 import S3Settings
+    from carbon_sdk.trino import TrinoSettings
 
 
 class CarbonSettings:
@@ -27,6 +28,7 @@ class CarbonSettings:
     if TYPE_CHECKING:
         postgres: PostgresSettings
         s3: S3Settings
+        trino: TrinoSettings
 
     def __init__(self, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self._resolution = Resolution.start()

@@ -76,6 +76,7 @@ def point_at(port: int, password: str = "canary-doctor-pw") -> None:
             "access_key_id": "AKIA",
             "secret_access_key": password,
         },
+        trino={"host": "127.0.0.1", "port": port, "user": "u"},
     )
 
 
@@ -88,9 +89,9 @@ def test_broken_endpoints_fail_within_timeout(behaviour: str, endpoints: dict[st
     assert elapsed < TIMEOUT + 1, f"doctor took {elapsed:.2f} s"
     assert report.exit_code == 1
     statuses = {r.service: r.status for r in report.results}
-    assert set(statuses) == {"postgres", "s3"}
+    assert set(statuses) == {"postgres", "s3", "trino"}
     if behaviour in {"refuse", "hang"}:
-        assert statuses == {"postgres": Status.UNREACHABLE, "s3": Status.UNREACHABLE}
+        assert set(statuses.values()) == {Status.UNREACHABLE}
     else:
         assert all(s in {Status.UNREACHABLE, Status.ERROR} for s in statuses.values())
     for result in report.results:
@@ -146,7 +147,7 @@ def test_not_configured_is_ok_unless_required() -> None:
     required = run_doctor(require=("s3",))
     assert required.exit_code == 1
     failed = {r["service"]: r["failed"] for r in required.to_dict()["results"]}
-    assert failed == {"postgres": False, "s3": True}
+    assert failed == {"postgres": False, "s3": True, "trino": False}
 
 
 def test_invalid_settings_are_misconfigured(monkeypatch: pytest.MonkeyPatch) -> None:

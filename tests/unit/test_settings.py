@@ -191,7 +191,7 @@ def test_configure_merges_and_wins_reload_forgets(monkeypatch: pytest.MonkeyPatc
 
 
 def test_configure_rejects_unknown_service() -> None:
-    with pytest.raises(ValueError, match="known services: postgres, s3"):
+    with pytest.raises(ValueError, match="known services: postgres, s3, trino"):
         configure(postgress={"host": "x"})
 
 

@@ -1,0 +1,792 @@
+"""Trino: settings, configured clients (DB-API, SQLAlchemy), Arrow queries, and the doctor check.
+
+Every connection is made by one function, :func:`_connection`, from the settings: the identity
+(configured user, else ``JUPYTERHUB_USER``, else the OS user), the authentication (none, basic,
+JWT, or a JupyterHub access token re-read on 401), TLS through a ``requests.Session`` of our own
+(see :func:`_http_session`), the session defaults (catalog, schema, properties, client tags,
+``source``) and the spooling encodings. ``connect()``, ``engine()`` and the table helpers all go
+through it, so they behave alike.
+
+Results are read page by page in the server's JSON form (the client's per-value Python mapping
+is switched off) and turned into Arrow column by column with vectorised casts; the Trino column
+types from the result's type signatures decide the Arrow types.
+"""
+
+from __future__ import annotations
+
+import base64
+import getpass
+import itertools
+import json
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field, SecretStr
+
+from carbon_sdk import __version__
+from carbon_sdk._lazy import import_client
+from carbon_sdk._progress import progress_bar
+from carbon_sdk._redact import redact
+from carbon_sdk._tables import TableFormat, check_format, convert
+from carbon_sdk.errors import (
+    AuthFailed,
+    ConfigurationError,
+    QueryError,
+    ServiceError,
+    TLSError,
+    Unreachable,
+)
+from carbon_sdk.settings import ServiceSettings
+from carbon_sdk.settings.carbon import service_settings
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import requests
+    from sqlalchemy.engine import Engine
+    from trino.dbapi import Connection, Cursor
+
+SERVICE = "trino"
+AuthMode = Literal["none", "basic", "jwt", "jupyterhub"]
+DEFAULT_ENCODINGS = ("json+zstd", "json+lz4", "json")
+HUB_TAG = "jupyterhub-user:"
+_AUTH_FIX = (
+    "check trino.user with trino.password (auth=basic), trino.jwt or trino.jwt_file (auth=jwt), "
+    "or JUPYTERHUB_API_TOKEN (auth=jupyterhub); env CARBON_TRINO__*"
+)
+
+with warnings.catch_warnings():  # the field `schema` shadows pydantic's deprecated BaseModel.schema
+    warnings.simplefilter("ignore", UserWarning)
+
+    class TrinoSettings(ServiceSettings):
+        """Where the platform's Trino is, who you are to it, and the session defaults."""
+
+        service: ClassVar[str] = SERVICE
+        required: ClassVar[tuple[str, ...]] = ("host",)
+        endpoint_fields: ClassVar[tuple[str, ...]] = ("host", "port", "http_scheme")
+        env_aliases: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+        host: str | None = Field(None, description="Coordinator host name or address.")
+        port: int = Field(8080, gt=0, lt=65536, description="Coordinator port.")
+        http_scheme: Literal["http", "https"] = Field(
+            "http", description="http or https; credentials are only sent over https."
+        )
+        user: str | None = Field(
+            None, description="Trino user (default: JUPYTERHUB_USER, else the OS user)."
+        )
+        auth: AuthMode = Field(
+            "none", description="Authentication: none, basic, jwt or jupyterhub."
+        )
+        password: SecretStr | None = Field(None, description="Password for auth=basic.")
+        jwt: SecretStr | None = Field(None, description="JSON Web Token for auth=jwt.")
+        jwt_file: Path | None = Field(
+            None, description="File holding the JWT for auth=jwt, re-read on each connection."
+        )
+        catalog: str | None = Field(None, description="Default catalog, e.g. iceberg.")
+        schema: str | None = Field(None, description="Default schema in the catalog.")  # type: ignore[assignment]
+        session_properties: dict[str, str] = Field(
+            default_factory=dict, description="Session properties set on every connection."
+        )
+        client_tags: list[str] = Field(
+            default_factory=list,
+            description="Client tags (resource groups); the JupyterHub user is added.",
+        )
+        source: str = Field(f"carbon-sdk/{__version__}", description="Shown as the query source.")
+        encoding: list[str] = Field(
+            default_factory=lambda: list(DEFAULT_ENCODINGS),
+            description="Spooling encodings, preferred first; [] for the direct protocol.",
+        )
+        ui_url: str | None = Field(
+            None, description="Base URL of the Trino web UI, for query links in errors."
+        )
+
+        @property
+        def base_url(self) -> str:
+            """``scheme://host:port`` of the coordinator, without credentials."""
+            return f"{self.http_scheme}://{self.host}:{self.port}"
+
+        @property
+        def endpoint(self) -> str:
+            """The coordinator's URL, without credentials."""
+            return self.base_url
+
+        def identity(self) -> str | None:
+            """The user queries run as: ``user``, else ``JUPYTERHUB_USER``, else the OS user;
+            with token auth (jwt, jupyterhub) no OS user: the server takes the token's subject."""
+            hub_user = os.environ.get("JUPYTERHUB_USER")
+            if self.user or hub_user:
+                return self.user or hub_user
+            return None if self.auth in ("jwt", "jupyterhub") else getpass.getuser()
+
+        def tags(self) -> list[str]:
+            """Client tags: the configured ones plus ``jupyterhub-user:<name>`` in a hub."""
+            tags = list(self.client_tags)
+            hub_user = os.environ.get("JUPYTERHUB_USER")
+            if hub_user and HUB_TAG + hub_user not in tags:
+                tags.append(HUB_TAG + hub_user)
+            return tags
+
+        def query_link(self, query_id: str | None) -> str | None:
+            """The web UI page of ``query_id`` when ``ui_url`` is set."""
+            if not (self.ui_url and query_id):
+                return None
+            return f"{self.ui_url.rstrip('/')}/ui/query.html?{query_id}"
+
+
+Settings = TrinoSettings
+
+# ---- errors ---------------------------------------------------------------------------------
+
+_STARTING = ("SERVER_STARTING_UP", "still initializing", "starting up")
+
+
+def classify(exc: BaseException, settings: TrinoSettings) -> ServiceError:
+    """Turn a trino client or requests error into the carbon-sdk error saying what went wrong."""
+    secrets = [*settings.secret_values(), *_extra_secrets(settings)]
+    endpoint = settings.endpoint
+    error_name = getattr(exc, "error_name", None)
+    if error_name is not None:  # TrinoQueryError: the server ran and rejected the query
+        message = redact(str(getattr(exc, "message", "") or exc), secrets)
+        query_id = getattr(exc, "query_id", None)
+        if any(s in f"{error_name} {message}" for s in _STARTING):
+            return Unreachable(SERVICE, endpoint, f"the server is still starting ({message})")
+        parts = [f"query {query_id}" if query_id else None]
+        if (location := getattr(exc, "error_location", None)) is not None:
+            parts.append(f"line {location[0]}, column {location[1]}")
+        if link := settings.query_link(query_id):
+            parts.append(link)
+        where = ", ".join(p for p in parts if p)
+        return QueryError(
+            SERVICE, endpoint, f"{error_name}: {message}" + (f" ({where})" if where else "")
+        )
+    text = redact(str(exc).strip() or type(exc).__name__, secrets)
+    first = text.splitlines()[0]
+    lowered = text.lower()
+    if re.search(r"\b401\b", text) or "unauthorized" in lowered or "invalid credentials" in lowered:
+        detail = re.sub(r"^error 401: ?(b['\"])?", "", first).rstrip("'\"")
+        return AuthFailed(SERVICE, endpoint, f"401 {detail or 'Unauthorized'} ({_AUTH_FIX})")
+    if "503" in text and "service unavailable" in lowered:
+        return Unreachable(
+            SERVICE, endpoint, "503 service unavailable (is the server still starting?)"
+        )
+    if any(s in lowered for s in ("certificate", "ssl", "tls", "wrong version number")):
+        return TLSError(SERVICE, endpoint, f"{_short(first)} (check trino.http_scheme, ca_bundle)")
+    if "timed out" in lowered or "timeout" in lowered:
+        return Unreachable(SERVICE, endpoint, f"timed out ({_short(first)})")
+    if any(
+        s in lowered
+        for s in (
+            "refused",
+            "name or service not known",
+            "failed to resolve",
+            "no route",
+            "connection aborted",
+            "remotedisconnected",
+            "connection reset",
+            "max retries",
+        )
+    ):
+        return Unreachable(SERVICE, endpoint, _short(first))
+    return ServiceError(SERVICE, endpoint, first)
+
+
+def _short(text: str) -> str:
+    """The useful end of a urllib3 retry message: the underlying reason."""
+    match = re.search(r"\(Caused by \w+\((.*)\)\)", text)
+    reason = match.group(1) if match else text
+    reason = re.sub(r"<urllib3[^>]*>: ", "", reason).strip("'\" ")
+    return reason
+
+
+def _extra_secrets(settings: TrinoSettings) -> list[str]:
+    """Secrets that are not settings fields: the JWT file's content, the hub token."""
+    values = [os.environ.get("JUPYTERHUB_API_TOKEN", "")]
+    if settings.jwt_file is not None:
+        with suppress(OSError):
+            values.append(settings.jwt_file.read_text(encoding="utf-8").strip())
+    return [v for v in values if v]
+
+
+@contextmanager
+def _errors(settings: TrinoSettings) -> Iterator[None]:
+    trino_exc = import_client("trino.exceptions", SERVICE)
+    requests_mod = import_client("requests", SERVICE)
+    try:
+        yield
+    except trino_exc.TrinoAuthError as exc:
+        raise ConfigurationError(
+            f"trino: {redact(str(exc).splitlines()[0], settings.secret_values())} "
+            f"(set trino.http_scheme=https to use auth={settings.auth})"
+        ) from None
+    except (trino_exc.Error, trino_exc.HttpError, requests_mod.RequestException) as exc:
+        raise classify(exc, settings) from None
+
+
+# ---- authentication and transport -------------------------------------------------------------
+
+
+class _Bearer:
+    """A requests auth sending ``Authorization: Bearer <token>``; ``fetch`` gives the token.
+
+    When ``refresh`` is set (JupyterHub tokens expire), a 401 answer makes it fetch a fresh
+    token once and resend the request.
+    """
+
+    def __init__(self, fetch: Callable[[], str], *, refresh: bool) -> None:
+        self._fetch = fetch
+        self._refresh = refresh
+        self._token: str | None = None
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self._token is None:
+            self._token = self._fetch()
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        if self._refresh:
+            request.register_hook("response", self._retry_on_401)
+        return request
+
+    def _retry_on_401(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+        if response.status_code != 401 or getattr(response.request, "_carbon_retried", False):
+            return response
+        self._token = self._fetch()
+        retry = response.request.copy()
+        retry.headers["Authorization"] = f"Bearer {self._token}"
+        retry._carbon_retried = True  # type: ignore[attr-defined]
+        response.content  # noqa: B018 - release the connection before resending
+        response.close()
+        sent: requests.Response = response.connection.send(retry, **kwargs)
+        sent.history.append(response)
+        return sent
+
+
+class _Authentication:
+    """What ``trino.dbapi.connect(auth=...)`` expects: installs a requests auth on the session."""
+
+    def __init__(self, requests_auth: Any) -> None:
+        self._auth = requests_auth
+
+    def set_http_session(self, http_session: requests.Session) -> requests.Session:
+        http_session.auth = self._auth
+        return http_session
+
+    def get_exceptions(self) -> tuple[Any, ...]:
+        return ()
+
+
+def hub_access_token(settings: TrinoSettings) -> str:
+    """The user's current OAuth access token from the JupyterHub API (``auth_state``)."""
+    requests_mod = import_client("requests", SERVICE)
+    api_url = os.environ.get("JUPYTERHUB_API_URL")
+    api_token = os.environ.get("JUPYTERHUB_API_TOKEN")
+    if not (api_url and api_token):
+        raise ConfigurationError(
+            "trino.auth=jupyterhub needs JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN (set by "
+            "JupyterHub in single-user servers); outside a hub use auth=jwt or auth=basic"
+        )
+    url = f"{api_url.rstrip('/')}/user"
+    try:
+        response = requests_mod.get(
+            url,
+            headers={"Authorization": f"token {api_token}"},
+            timeout=(settings.connect_timeout, settings.request_timeout),
+        )
+    except requests_mod.RequestException as exc:
+        raise Unreachable("jupyterhub", api_url, _short(redact(str(exc), [api_token]))) from None
+    if response.status_code in (401, 403):
+        raise AuthFailed(
+            "jupyterhub", api_url, f"{response.status_code} reading {url} (JUPYTERHUB_API_TOKEN)"
+        )
+    if not response.ok:
+        raise ServiceError("jupyterhub", api_url, f"{response.status_code} reading {url}")
+    token = ((response.json() or {}).get("auth_state") or {}).get("access_token")
+    if not token:
+        raise ConfigurationError(
+            f"jupyterhub: {url} has no auth_state.access_token (the hub needs "
+            "enable_auth_state and an OAuth authenticator; the token needs the "
+            "admin:auth_state or access:servers scope)"
+        )
+    return str(token)
+
+
+def _jwt(settings: TrinoSettings) -> str:
+    if settings.jwt_file is not None:
+        try:
+            return settings.jwt_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigurationError(f"trino.jwt_file: cannot read it: {exc}") from None
+    token = settings.secret("jwt")
+    if not token:
+        settings.require("jwt")
+    return str(token)
+
+
+def _authentication(settings: TrinoSettings) -> Any:
+    """The trino client ``auth`` for ``settings.auth`` (None for ``none``)."""
+    if settings.auth == "none":
+        return None
+    if settings.auth == "basic":
+        settings.require("password")
+        trino_auth = import_client("trino.auth", SERVICE)
+        return trino_auth.BasicAuthentication(settings.identity(), settings.secret("password"))
+    if settings.auth == "jwt":
+        token = _jwt(settings)  # the file is read for each connection, so rotation just works
+        return _Authentication(_Bearer(lambda: token, refresh=False))
+    return _Authentication(_Bearer(lambda: hub_access_token(settings), refresh=True))
+
+
+def _http_session(settings: TrinoSettings) -> requests.Session:
+    """A requests session with the configured TLS verification.
+
+    ``trust_env`` is off: otherwise ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` silently replace
+    ``verify`` (requests' ``merge_environment_settings``), and the configured CA bundle is never
+    used. Proxies from the environment still apply (``HTTPS_PROXY``, ``NO_PROXY``...): they are
+    resolved for the coordinator's URL here.
+    """
+    requests_mod = import_client("requests", SERVICE)
+    session: requests.Session = requests_mod.Session()
+    session.trust_env = False
+    session.verify = settings.tls_verify()
+    session.proxies.update(requests_mod.utils.get_environ_proxies(settings.base_url))
+    return session
+
+
+def _connection(settings: TrinoSettings) -> Connection:
+    settings.require()
+    dbapi = import_client("trino.dbapi", SERVICE)
+    client = import_client("trino.client", SERVICE)
+    encodings = [
+        e
+        for e in settings.encoding
+        if (e.split("+")[1] if "+" in e else None) not in client.CODECS_UNAVAILABLE
+    ]
+    with _errors(settings):
+        conn: Connection = dbapi.connect(
+            host=settings.host,
+            port=settings.port,
+            http_scheme=settings.http_scheme,
+            user=settings.identity(),  # None: no X-Trino-User, the token's subject is used
+            auth=_authentication(settings),
+            http_session=_http_session(settings),
+            source=settings.source,
+            catalog=settings.catalog,
+            schema=settings.schema,
+            session_properties=dict(settings.session_properties),
+            client_tags=settings.tags() or None,
+            encoding=encodings or None,
+            max_attempts=settings.max_attempts,
+            request_timeout=(settings.connect_timeout, settings.request_timeout),
+        )
+    return conn
+
+
+# ---- clients --------------------------------------------------------------------------------
+
+
+def connect(**overrides: Any) -> Connection:
+    """A new ``trino.dbapi`` connection with the configured identity, auth, TLS and defaults.
+
+    ``overrides`` are settings on top of the configured ones, e.g. ``connect(catalog="tpch")``.
+    """
+    settings: TrinoSettings = service_settings(SERVICE, **overrides)
+    return _connection(settings)
+
+
+def cursor(**overrides: Any) -> Cursor:
+    """A cursor on a new connection (see :func:`connect`)."""
+    created: Cursor = connect(**overrides).cursor()
+    return created
+
+
+def engine(**overrides: Any) -> Engine:
+    """A SQLAlchemy engine (``trino://``) whose connections come from :func:`connect`, so they
+    carry the same identity, auth, TLS session and defaults."""
+    settings: TrinoSettings = service_settings(SERVICE, **overrides)
+    settings.require()
+    sqlalchemy = import_client("sqlalchemy", SERVICE)
+    import_client("trino.sqlalchemy", SERVICE)  # registers the trino:// dialect
+    database = "/".join(p for p in (settings.catalog, settings.schema) if p) or None
+    url = sqlalchemy.URL.create(
+        "trino",
+        username=settings.identity(),
+        host=settings.host,
+        port=settings.port,
+        database=database,
+    )
+    created: Engine = sqlalchemy.create_engine(url, creator=lambda: _connection(settings))
+    return created
+
+
+# ---- Trino types -> Arrow -------------------------------------------------------------------
+
+_PRIMITIVES = {
+    "boolean": "bool_",
+    "tinyint": "int8",
+    "smallint": "int16",
+    "integer": "int32",
+    "bigint": "int64",
+    "real": "float32",
+    "double": "float64",
+    "varchar": "string",
+    "char": "string",
+    "json": "string",
+    "varbinary": "binary",
+    "date": "date32",
+    "unknown": "null",
+}
+
+
+def _args(signature: dict[str, Any]) -> list[Any]:
+    return [a["value"] for a in signature.get("arguments", [])]
+
+
+def _unit(precision: int) -> str:
+    return "s" if precision == 0 else "ms" if precision <= 3 else "us" if precision <= 6 else "ns"
+
+
+def arrow_type(signature: dict[str, Any]) -> pa.DataType:
+    """The Arrow type of a Trino type signature (``typeSignature`` of a result column).
+
+    Types Arrow has no equivalent for (time with time zone, interval year to month,
+    ipaddress, geometry...) map to their text.
+    """
+    pa_mod = import_client("pyarrow", "tables")
+    raw = signature["rawType"]
+    args = _args(signature)
+    if raw in _PRIMITIVES:
+        primitive: pa.DataType = getattr(pa_mod, _PRIMITIVES[raw])()
+        return primitive
+    if raw == "decimal":
+        precision, scale = int(args[0]), int(args[1])
+        return pa_mod.decimal128(precision, scale)
+    if raw == "timestamp":
+        return pa_mod.timestamp(_unit(int(args[0]) if args else 3))
+    if raw == "timestamp with time zone":
+        return pa_mod.timestamp(_unit(int(args[0]) if args else 3), tz="UTC")
+    if raw == "time":
+        return pa_mod.time64("ns" if args and int(args[0]) > 6 else "us")
+    if raw == "interval day to second":
+        return pa_mod.duration("ms")
+    if raw == "uuid":
+        return pa_mod.uuid()
+    if raw == "array":
+        return pa_mod.list_(arrow_type(args[0]))
+    if raw == "map":
+        return pa_mod.map_(arrow_type(args[0]), arrow_type(args[1]))
+    if raw == "row":
+        return pa_mod.struct(
+            [
+                pa_mod.field(
+                    (arg.get("fieldName") or {}).get("name") or f"field{i}",
+                    arrow_type(arg["typeSignature"]),
+                )
+                for i, arg in enumerate(args)
+            ]
+        )
+    return pa_mod.string()
+
+
+_ZONED = re.compile(r"^(?P<ts>\S+ \S+) (?P<tz>\S+)$")
+
+
+def _zoned_timestamps(values: Sequence[Any], unit: str) -> pa.Array:
+    """``timestamp with time zone`` texts (``2026-01-02 03:04:05.000 Europe/Paris``) as one
+    Arrow column: in the single zone when all values share it, else as UTC instants."""
+    pa_mod = import_client("pyarrow", "tables")
+    pc = import_client("pyarrow.compute", "tables")
+    parts = pc.extract_regex(pa_mod.array(values, pa_mod.string()), _ZONED.pattern)
+    local = pc.struct_field(parts, [0]).cast(pa_mod.timestamp(unit))
+    zones = pc.struct_field(parts, [1])
+    distinct = [z for z in pc.unique(zones).to_pylist() if z is not None]
+    if not distinct:
+        return local.cast(pa_mod.timestamp(unit, tz="UTC"))
+    options = {"ambiguous": "earliest", "nonexistent": "earliest"}
+    if len(distinct) == 1:
+        zoned: pa.Array = pc.assume_timezone(local, timezone=distinct[0], **options)
+        return zoned
+    utc = pa_mod.timestamp(unit, tz="UTC")
+    result = pa_mod.nulls(len(values), utc)
+    for zone in distinct:
+        instants = pc.assume_timezone(local, timezone=zone, **options).cast(utc)
+        result = pc.if_else(pc.equal(zones, zone), instants, result)
+    return result
+
+
+def _mapped(signature: dict[str, Any]) -> Callable[[Any], Any]:
+    """The trino client's own conversion of one JSON value of this type to Python."""
+    mapper = import_client("trino.mapper", SERVICE)
+    value_mapper = mapper.RowMapperFactory()._create_value_mapper(signature)
+    return value_mapper.map  # type: ignore[no-any-return]
+
+
+def _column(values: Sequence[Any], signature: dict[str, Any]) -> pa.Array:
+    """One result column, as the server's JSON values, converted to Arrow."""
+    pa_mod = import_client("pyarrow", "tables")
+    target = arrow_type(signature)
+    raw = signature["rawType"]
+    args = _args(signature)
+    if raw in ("decimal", "date") or (raw == "timestamp" and (not args or int(args[0]) <= 9)):
+        return pa_mod.array(values, pa_mod.string()).cast(target)
+    if raw == "timestamp with time zone" and (not args or int(args[0]) <= 9):
+        return _zoned_timestamps(values, target.unit)
+    if raw in ("real", "double"):
+        try:
+            return pa_mod.array(values, target)
+        except (pa_mod.ArrowInvalid, pa_mod.ArrowTypeError, TypeError):  # "NaN", "Infinity"
+            return pa_mod.array([None if v is None else float(v) for v in values], target)
+    if raw == "varbinary":
+        return pa_mod.array([None if v is None else base64.b64decode(v) for v in values], target)
+    if raw in _PRIMITIVES:
+        return pa_mod.array(values, target)
+    if raw == "uuid":
+        mapped = _mapped(signature)
+        storage = [None if v is None else mapped(v).bytes for v in values]
+        return pa_mod.ExtensionArray.from_storage(target, pa_mod.array(storage, pa_mod.binary(16)))
+    if pa_mod.types.is_string(target) and raw not in ("array", "map", "row"):
+        return pa_mod.array([None if v is None else str(v) for v in values], target)
+    mapped = _mapped(signature)
+    python = [None if v is None else mapped(v) for v in values]
+    try:
+        return pa_mod.array(python, target)
+    except (pa_mod.ArrowInvalid, pa_mod.ArrowTypeError, TypeError):
+        # e.g. a nested type Arrow cannot take from Python objects: keep the server's JSON
+        return pa_mod.array([None if v is None else json.dumps(v) for v in values])
+
+
+def to_arrow(rows: Sequence[Sequence[Any]], columns: Sequence[dict[str, Any]]) -> pa.Table:
+    """Rows of JSON values (as the server sends them) with their result ``columns`` as a table."""
+    pa_mod = import_client("pyarrow", "tables")
+    transposed = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    arrays = [
+        _column(values, c["typeSignature"]) for values, c in zip(transposed, columns, strict=True)
+    ]
+    names = [c["name"] for c in columns]
+    return pa_mod.Table.from_arrays(arrays, names=_unique_names(names))
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Column names with duplicates (``select 1, 1``: both ``_col0``... or ``a, a``) suffixed."""
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        unique.append(name if count == 0 else f"{name}_{count}")
+    return unique
+
+
+# ---- queries --------------------------------------------------------------------------------
+
+
+def _params(params: Sequence[Any] | None) -> list[Any] | None:
+    if params is None:
+        return None
+    if isinstance(params, str | bytes) or not isinstance(params, Sequence):
+        raise TypeError("params must be a sequence bound to the ? placeholders (e.g. a tuple)")
+    return list(params)
+
+
+class _Progress:
+    """A stats callback advancing a splits bar (in notebooks and terminals only)."""
+
+    def __init__(self, update: Callable[[int], None]) -> None:
+        self._update = update
+        self._done = 0
+
+    def __call__(self, stats: dict[str, Any]) -> None:
+        completed = int(stats.get("completedSplits") or 0)
+        if completed > self._done:
+            self._update(completed - self._done)
+            self._done = completed
+
+
+@contextmanager
+def _running(
+    settings: TrinoSettings, sql: str, params: Sequence[Any] | None, progress: bool | None
+) -> Iterator[tuple[Cursor, Any]]:
+    """Execute ``sql`` on a new connection; yield the cursor and its query. An interrupt
+    (KeyboardInterrupt) or a consumer that stops early cancels the query on the server."""
+    bound = _params(params)
+    conn: Any = _connection(settings)
+    with progress_bar(None, "trino", extra=SERVICE, enabled=progress, unit="splits") as update:
+        cur: Any = conn.cursor(legacy_primitive_types=True, stats_callback=_Progress(update))
+        finished = False
+        try:
+            with _errors(settings):
+                cur.execute(sql, bound)
+            yield cur, cur._query
+            finished = True
+        finally:
+            if not finished:
+                with suppress(Exception):
+                    cur.cancel()
+            conn.close()
+
+
+def _pages(cur: Cursor, query: Any, settings: TrinoSettings) -> Iterator[list[Any]]:
+    """The result's rows page by page, as the server's JSON values."""
+    with _errors(settings):
+        first = query.result.rows if query.result is not None else []
+        page = first if isinstance(first, list) else list(first)
+        if page:
+            yield page
+        while not query.finished and not query.cancelled:
+            fetched = query.fetch()
+            page = fetched if isinstance(fetched, list) else list(fetched)
+            if page:
+                yield page
+
+
+def _columns(query: Any, settings: TrinoSettings) -> list[dict[str, Any]]:
+    with _errors(settings):
+        columns = query.columns
+    return list(columns or [])
+
+
+def query(
+    sql: str,
+    params: Sequence[Any] | None = None,
+    *,
+    as_: TableFormat = "pandas",
+    progress: bool | None = None,
+    **overrides: Any,
+) -> Any:
+    """Run ``sql`` and return the whole result as a pandas/polars DataFrame or Arrow table.
+
+    Parameters fill ``?`` placeholders through a server-side prepared statement:
+    ``query("select * from t where id = ?", (42,))``. Types are preserved: decimal(p, s),
+    timestamp with time zone (tz-aware), date, varbinary as bytes, array/map/row as
+    list/map/struct columns, NULLs as missing values. Ctrl-C (a notebook interrupt) cancels the
+    query on the server. ``progress``: a splits bar; default on in notebooks and terminals.
+    """
+    check_format(as_)
+    settings: TrinoSettings = service_settings(SERVICE, **overrides)
+    with _running(settings, sql, params, progress) as (cur, running):
+        parts, pending = [], []
+        for page in _pages(cur, running, settings):  # convert as pages arrive: bounded Python rows
+            pending.extend(page)
+            if len(pending) >= _CHUNK_ROWS:
+                parts.append(to_arrow(pending, _columns(running, settings)))
+                pending = []
+        columns = _columns(running, settings)
+    if pending or not parts:
+        parts.append(to_arrow(pending, columns))
+    return convert(_concat(parts), as_)
+
+
+_CHUNK_ROWS = 100_000
+
+
+def _concat(parts: list[pa.Table]) -> pa.Table:
+    """One table from chunks; timestamp-with-zone columns whose chunks ended up in different
+    zones are unified as UTC instants."""
+    pa_mod = import_client("pyarrow", "tables")
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0].schema
+    if any(p.schema != first for p in parts[1:]):
+        fields = []
+        for index, field in enumerate(first):
+            types = {p.schema.field(index).type for p in parts}
+            mixed = len(types) > 1 and all(pa_mod.types.is_timestamp(t) for t in types)
+            utc = pa_mod.timestamp(field.type.unit, tz="UTC") if mixed else field.type
+            fields.append(field.with_type(utc))
+        schema = pa_mod.schema(fields)
+        parts = [p.cast(schema) for p in parts]
+    return pa_mod.concat_tables(parts)
+
+
+def iter_batches(
+    sql: str,
+    params: Sequence[Any] | None = None,
+    *,
+    batch_rows: int = 100_000,
+    as_: TableFormat = "arrow",
+    progress: bool | None = False,
+    **overrides: Any,
+) -> Iterator[Any]:
+    """Stream a large result in chunks of ``batch_rows`` rows (the last may be smaller), each
+    as ``as_`` (an Arrow table by default). Memory stays bounded by one chunk plus one page of
+    the server's response; stopping early (``break``) cancels the query on the server."""
+    check_format(as_)
+    if batch_rows < 1:
+        raise ValueError("batch_rows must be at least 1")
+    settings: TrinoSettings = service_settings(SERVICE, **overrides)
+    with _running(settings, sql, params, progress) as (cur, running):
+        pending: list[Any] = []
+        for page in _pages(cur, running, settings):
+            pending.extend(page)
+            while len(pending) >= batch_rows:
+                chunk, pending = pending[:batch_rows], pending[batch_rows:]
+                yield convert(to_arrow(chunk, _columns(running, settings)), as_)
+        if pending:
+            yield convert(to_arrow(pending, _columns(running, settings)), as_)
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _identifier(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
+
+
+def tables(catalog: str | None = None, schema: str | None = None, **overrides: Any) -> Any:
+    """The tables and views of ``catalog`` (default: the configured one), optionally of one
+    ``schema``, as a pandas DataFrame (``table_catalog, table_schema, table_name, table_type``)."""
+    settings: TrinoSettings = service_settings(SERVICE, **overrides)
+    catalog = catalog or settings.catalog
+    if not catalog:
+        settings.require("catalog")
+    where = "where table_schema <> 'information_schema'"
+    if schema:
+        where = f"where table_schema = {_literal(schema)}"
+    sql = (
+        "select table_catalog, table_schema, table_name, table_type "
+        f"from {_identifier(str(catalog))}.information_schema.tables {where} "
+        "order by table_schema, table_name"
+    )
+    return query(sql, as_="pandas", progress=False, **overrides)
+
+
+def describe(table: str, **overrides: Any) -> Any:
+    """The columns of ``table`` (``name``, ``catalog.schema.name`` or quoted parts) as a pandas
+    DataFrame: ``Column, Type, Extra, Comment``."""
+    if not re.fullmatch(
+        r'(("[^"]*(""[^"]*)*")|[\w$@]+)(\.(("[^"]*(""[^"]*)*")|[\w$@]+)){0,2}', table
+    ):
+        raise ValueError(f"not a table name: {table!r}")
+    return query(f"describe {table}", as_="pandas", progress=False, **overrides)
+
+
+# ---- doctor ---------------------------------------------------------------------------------
+
+
+def server_info(settings: TrinoSettings) -> dict[str, Any]:
+    """``GET /v1/info`` (no auth needed): version, ``starting``, uptime."""
+    settings.require()
+    session = _http_session(settings)
+    with _errors(settings), session:
+        response = session.get(
+            f"{settings.base_url}/v1/info",
+            timeout=(settings.connect_timeout, settings.request_timeout),
+        )
+        response.raise_for_status()
+        info: dict[str, Any] = response.json()
+    return info
+
+
+def check(settings: TrinoSettings) -> str:
+    """Doctor: ``/v1/info`` (version, still starting?), then ``select current_user``."""
+    info = server_info(settings)
+    version = (info.get("nodeVersion") or {}).get("version", "?")
+    if info.get("starting"):
+        raise Unreachable(SERVICE, settings.endpoint, f"Trino {version} is still starting")
+    with _running(settings, "select current_user", None, False) as (cur, running):
+        rows = list(itertools.chain.from_iterable(_pages(cur, running, settings)))
+    user = rows[0][0] if rows else "?"
+    where = "/".join(p for p in (settings.catalog, settings.schema) if p)
+    return f"Trino {version} as {user} ({settings.auth} auth)" + (f" on {where}" if where else "")
