@@ -23,12 +23,8 @@ same supervisor as ``carbon-sdk dev up`` in a temporary ``CARBON_DEV_HOME`` and 
 
 from __future__ import annotations
 
-import json
 import os
-import resource
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from harness import record
+from harness import child_main, median_of, record, round_robin
 
 ROWS = int(os.environ.get("BENCH_PG_ROWS", "1000000"))
 WRITE_ROWS = int(os.environ.get("BENCH_PG_WRITE_ROWS", "100000"))
@@ -76,36 +72,20 @@ READERS = {
     "pandas_read_sql": ("pandas", "baseline"),
 }
 WRITERS = ("sdk_write", "to_sql_multi")
+# Per-approach fields beyond harness.round_robin's own: the median import time.
+KEEP = {"import_seconds": median_of(3)}
 
 
 # ---- one approach, in its own process ----------------------------------------------------------
 
 
-def _maxrss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
 def child(approach: str) -> None:
-    """Import what ``approach`` needs, time it once, print one JSON line."""
+    """Import what ``approach`` needs (timed as ``import_seconds``), time it once, print JSON."""
     uri = os.environ["BENCH_PG_URI"]
     started = time.perf_counter()
     run = _reader(approach, uri) if approach in READERS else _writer(approach, uri)
     imported = time.perf_counter() - started
-    rss_before = _maxrss_mib()
-    started = time.perf_counter()
-    rows = run()
-    took = time.perf_counter() - started
-    print(
-        json.dumps(
-            {
-                "seconds": took,
-                "import_seconds": imported,
-                "rows": rows,
-                "peak_rss_mib": _maxrss_mib(),
-                "rss_before_mib": rss_before,
-            }
-        )
-    )
+    child_main(run, {"import_seconds": imported})
 
 
 def _reader(approach: str, uri: str) -> Any:
@@ -177,46 +157,6 @@ def _writer(approach: str, uri: str) -> Any:
 # ---- the driver -----------------------------------------------------------------------------
 
 
-def run_child(approach: str, env: dict[str, str]) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, __file__, "child", approach],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{approach} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def round_robin(approaches: list[str], env: dict[str, str], rounds: int) -> dict[str, dict]:
-    """Median seconds and peak RSS of each approach over ``rounds`` interleaved rounds."""
-    runs: dict[str, list[dict[str, Any]]] = {a: [] for a in approaches}
-    for i in range(rounds):
-        for approach in approaches:
-            result = run_child(approach, env)
-            runs[approach].append(result)
-            print(
-                f"  round {i + 1} {approach}: {result['seconds']:.3f} s, "
-                f"peak RSS {result['peak_rss_mib']:.0f} MiB",
-                file=sys.stderr,
-            )
-    return {
-        a: {
-            "seconds": round(statistics.median(r["seconds"] for r in rs), 4),
-            "peak_rss_mib": round(statistics.median(r["peak_rss_mib"] for r in rs), 1),
-            "rss_growth_mib": round(
-                statistics.median(r["peak_rss_mib"] - r["rss_before_mib"] for r in rs), 1
-            ),
-            "import_seconds": round(statistics.median(r["import_seconds"] for r in rs), 3),
-            "rows": rs[0]["rows"],
-            "all_seconds": [round(r["seconds"], 4) for r in rs],
-        }
-        for a, rs in runs.items()
-    }
-
-
 def _extra(results: dict[str, dict], fmt: str) -> dict[str, Any]:
     direct = {a: results[a]["seconds"] for a, (f, kind) in READERS.items() if kind == "direct"}
     fastest = min((a for a in direct if READERS[a][0] == fmt), key=lambda a: direct[a])
@@ -267,7 +207,7 @@ def main() -> None:
                 conn.execute(statement.replace("%(rows)s", str(ROWS)))
         print(f"created {TABLE} ({ROWS} rows) in {time.perf_counter() - started:.1f} s")
 
-        reads = round_robin(list(READERS), env, ROUNDS)
+        reads = round_robin(__file__, list(READERS), env, ROUNDS, keep=KEEP)
         for fmt in ("arrow", "pandas"):
             subject = reads[f"sdk_{fmt}"]["seconds"]
             baseline = reads["pandas_read_sql"]["seconds"]
@@ -285,7 +225,7 @@ def main() -> None:
                 **extra,
             )
 
-        writes = round_robin(list(WRITERS), env, ROUNDS)
+        writes = round_robin(__file__, list(WRITERS), env, ROUNDS, keep=KEEP)
         record(
             "postgres_write",
             'postgres.write(df, if_exists="replace")',

@@ -24,28 +24,22 @@ encoding preference; the server ignores it). The stack is started by the same su
 
 from __future__ import annotations
 
-import json
 import os
-import resource
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from harness import record
+from harness import child_main, first_of, record, round_robin
 
 ROUNDS = int(os.environ.get("BENCH_TRINO_ROUNDS", "3"))
 SQL = os.environ.get("BENCH_TRINO_SQL", "select * from tpch.sf1.orders")
 BATCH_ROWS = 100_000
 APPROACHES = ("sdk_arrow", "sdk_pandas", "raw_fetchall_pandas", "pandas_read_sql", "sdk_stream")
-
-
-def _maxrss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+# Per-approach fields beyond harness.round_robin's own: the largest batch of the first streamed run.
+KEEP = {"batch_mib": first_of(1)}
 
 
 def child(approach: str) -> None:
@@ -84,50 +78,7 @@ def child(approach: str) -> None:
         raise SystemExit(f"unknown approach {approach}")
 
     del pyarrow
-    rss_before = _maxrss_mib()
-    started = time.perf_counter()
-    rows = run()
-    took = time.perf_counter() - started
-    result = {"seconds": took, "rows": rows, "peak_rss_mib": _maxrss_mib()}
-    print(json.dumps(result | {"rss_before_mib": rss_before} | extra))
-
-
-def run_child(approach: str, env: dict[str, str]) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, __file__, "child", approach],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{approach} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def round_robin(env: dict[str, str], rounds: int) -> dict[str, dict[str, Any]]:
-    runs: dict[str, list[dict[str, Any]]] = {a: [] for a in APPROACHES}
-    for i in range(rounds):
-        for approach in APPROACHES:
-            result = run_child(approach, env)
-            runs[approach].append(result)
-            print(
-                f"  round {i + 1} {approach}: {result['seconds']:.2f} s, "
-                f"peak RSS {result['peak_rss_mib']:.0f} MiB",
-                file=sys.stderr,
-            )
-    return {
-        a: {
-            "seconds": round(statistics.median(r["seconds"] for r in rs), 3),
-            "rss_growth_mib": round(
-                statistics.median(r["peak_rss_mib"] - r["rss_before_mib"] for r in rs), 1
-            ),
-            "rows": rs[0]["rows"],
-            "all_seconds": [round(r["seconds"], 3) for r in rs],
-            **({"batch_mib": round(rs[0]["batch_mib"], 1)} if "batch_mib" in rs[0] else {}),
-        }
-        for a, rs in runs.items()
-    }
+    child_main(run, extra)
 
 
 def main() -> None:
@@ -145,7 +96,7 @@ def main() -> None:
             "CARBON_CONFIG": str(home / "system.yaml"),
             "CARBON_SECRETS_DIR": str(home / "secrets"),
         }
-        results = round_robin(env, ROUNDS)
+        results = round_robin(__file__, APPROACHES, env, ROUNDS, digits=3, keep=KEEP)
         seconds = {a: r["seconds"] for a, r in results.items()}
         raw = seconds["raw_fetchall_pandas"]
         read_sql = seconds["pandas_read_sql"]
