@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from . import process
+from .s3 import admin_client
 from .supervisor import Stack
 
 BASE_SERVICES = ("postgres", "s3")
@@ -107,7 +108,8 @@ def carbon_env(carbon_stack: StackSession, monkeypatch: pytest.MonkeyPatch) -> d
 @pytest.fixture
 def fresh_database(carbon_stack: StackSession) -> Iterator[str]:
     """Create a uniquely named database, yield its name, drop it afterwards."""
-    psycopg = pytest.importorskip("psycopg")
+    import psycopg  # an ImportError fails the test: a missing extra is not a reason to skip
+
     pg = carbon_stack.settings("postgres")
     name = _unique("test")
     conninfo = psycopg.conninfo.make_conninfo(
@@ -127,20 +129,10 @@ def fresh_database(carbon_stack: StackSession) -> Iterator[str]:
 @pytest.fixture
 def fresh_bucket_prefix(carbon_stack: StackSession) -> Iterator[str]:
     """Yield ``s3://<default bucket>/<unique>/`` and delete every object under it afterwards."""
-    boto3 = pytest.importorskip("boto3")
-    from botocore.config import Config
-
     s3 = carbon_stack.settings("s3")
     bucket, prefix = str(s3["bucket"]), _unique("test")
     yield f"s3://{bucket}/{prefix}/"
-    client = boto3.client(
-        "s3",
-        endpoint_url=str(s3["endpoint_url"]),
-        aws_access_key_id=str(s3["access_key_id"]),
-        aws_secret_access_key=str(s3["secret_access_key"]),
-        region_name=str(s3["region"]),
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    client = admin_client(s3)
     for page in client.get_paginator("list_objects_v2").paginate(
         Bucket=bucket, Prefix=f"{prefix}/"
     ):

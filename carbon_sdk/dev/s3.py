@@ -13,7 +13,9 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from .ports import HOST
 from .service import DevStackError, Service, ServiceContext, http_ok
@@ -89,22 +91,8 @@ class S3Service(Service):
         return http_ok(f"{_endpoint(ctx)}/healthz")
 
     def after_start(self, ctx: ServiceContext) -> None:
-        """Create the buckets in :data:`BUCKETS` that do not exist yet (boto3, path-style)."""
-        try:
-            import boto3
-            from botocore.config import Config
-        except ImportError as exc:
-            raise DevStackError(
-                "creating the stack's buckets needs boto3: pip install 'carbon-sdk[s3]'"
-            ) from exc
-        client = boto3.client(
-            "s3",
-            endpoint_url=_endpoint(ctx),
-            aws_access_key_id=ctx.secrets["access_key_id"],
-            aws_secret_access_key=ctx.secrets["secret_access_key"],
-            region_name=REGION,
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5}),
-        )
+        """Create the buckets in :data:`BUCKETS` that do not exist yet."""
+        client = admin_client(self.settings(ctx))
         existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
         for bucket in BUCKETS:
             if bucket not in existing:
@@ -119,6 +107,26 @@ class S3Service(Service):
             "region": REGION,
             "bucket": DEFAULT_BUCKET,
         }
+
+
+def admin_client(settings: Mapping[str, object]) -> Any:
+    """A plain boto3 client (path-style) from the stack's exported S3 ``settings``, for
+    provisioning and test clean-up; independent of the SDK's own ``carbon_sdk.s3``."""
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError as exc:
+        raise DevStackError(
+            "managing the stack's buckets needs boto3: pip install 'carbon-sdk[s3]'"
+        ) from exc
+    return boto3.client(
+        "s3",
+        endpoint_url=str(settings["endpoint_url"]),
+        aws_access_key_id=str(settings["access_key_id"]),
+        aws_secret_access_key=str(settings["secret_access_key"]),
+        region_name=str(settings["region"]),
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5}),
+    )
 
 
 def _endpoint(ctx: ServiceContext) -> str:

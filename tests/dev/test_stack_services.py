@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import psutil
+import psycopg
 import pytest
 from typer.testing import CliRunner
 
@@ -13,12 +14,9 @@ from carbon_sdk.dev import Stack, State
 from carbon_sdk.dev.cli import app
 from carbon_sdk.dev.postgres import DATABASES
 from carbon_sdk.dev.pytest_plugin import StackSession
-from carbon_sdk.dev.s3 import BUCKETS
+from carbon_sdk.dev.s3 import BUCKETS, admin_client
 
 pytestmark = pytest.mark.stack
-
-psycopg = pytest.importorskip("psycopg")
-boto3 = pytest.importorskip("boto3")
 
 
 def _pg_connect(settings: dict[str, object], dbname: str, password: str | None = None) -> object:
@@ -29,19 +27,6 @@ def _pg_connect(settings: dict[str, object], dbname: str, password: str | None =
         password=password or str(settings["password"]),
         dbname=dbname,
         connect_timeout=5,
-    )
-
-
-def _s3_client(settings: dict[str, object]) -> object:
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        endpoint_url=str(settings["endpoint_url"]),
-        aws_access_key_id=str(settings["access_key_id"]),
-        aws_secret_access_key=str(settings["secret_access_key"]),
-        region_name=str(settings["region"]),
-        config=Config(s3={"addressing_style": "path"}),
     )
 
 
@@ -58,7 +43,7 @@ def test_postgres_has_the_platform_databases_and_needs_the_password(
 
 
 def test_s3_has_the_platform_buckets_and_round_trips(carbon_stack: StackSession) -> None:
-    s3 = _s3_client(carbon_stack.settings("s3"))
+    s3 = admin_client(carbon_stack.settings("s3"))
     assert set(BUCKETS) <= {b["Name"] for b in s3.list_buckets()["Buckets"]}
     s3.put_object(Bucket="warehouse", Key="t/hello.txt", Body=b"hello")
     assert s3.get_object(Bucket="warehouse", Key="t/hello.txt")["Body"].read() == b"hello"
@@ -90,7 +75,7 @@ def test_fresh_bucket_prefix_is_empty_and_writable(
 ) -> None:
     assert fresh_bucket_prefix.startswith("s3://scratch/") and fresh_bucket_prefix.endswith("/")
     bucket, prefix = fresh_bucket_prefix.removeprefix("s3://").split("/", 1)
-    s3 = _s3_client(carbon_stack.settings("s3"))
+    s3 = admin_client(carbon_stack.settings("s3"))
     assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"] == 0
     s3.put_object(Bucket=bucket, Key=f"{prefix}a.parquet", Body=b"x")
 

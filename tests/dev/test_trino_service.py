@@ -14,13 +14,17 @@ import zipfile
 from pathlib import Path
 
 import psutil
+import psycopg
 import pytest
+import requests
+import trino
 
 from carbon_sdk.dev import DevStackError, ServiceContext
 from carbon_sdk.dev import trino as trino_service
 from carbon_sdk.dev.progress import Progress
 from carbon_sdk.dev.pytest_plugin import StackSession
 from carbon_sdk.dev.registry import SERVICES
+from carbon_sdk.dev.s3 import admin_client
 from carbon_sdk.dev.state import ServiceRecord
 
 
@@ -70,9 +74,6 @@ def test_trino_listens_on_loopback_only(trino_stack: StackSession) -> None:
 def test_iceberg_round_trip_lands_in_s3_and_the_postgres_catalog(
     trino_stack: StackSession,
 ) -> None:
-    trino = pytest.importorskip("trino")
-    boto3 = pytest.importorskip("boto3")
-    psycopg = pytest.importorskip("psycopg")
     settings = trino_stack.settings("trino")
     schema = f"rt_{uuid.uuid4().hex[:12]}"
     cursor = trino.dbapi.connect(
@@ -88,13 +89,7 @@ def test_iceberg_round_trip_lands_in_s3_and_the_postgres_catalog(
         return rows
 
     s3 = trino_stack.settings("s3")
-    client = boto3.client(
-        "s3",
-        endpoint_url=str(s3["endpoint_url"]),
-        aws_access_key_id=str(s3["access_key_id"]),
-        aws_secret_access_key=str(s3["secret_access_key"]),
-        region_name=str(s3["region"]),
-    )
+    client = admin_client(s3)
     assert run("SHOW CATALOGS") == [["iceberg"], ["memory"], ["system"], ["tpch"]]
     run(f"CREATE SCHEMA iceberg.{schema} WITH (location = 's3://warehouse/{schema}')")
     try:
@@ -158,8 +153,6 @@ def test_cached_server_is_reused_without_maven(
 @pytest.mark.stack
 @pytest.mark.slow
 def test_secure_trino_needs_credentials_over_https(trino_secure_stack: StackSession) -> None:
-    trino = pytest.importorskip("trino")
-    requests = pytest.importorskip("requests")
     from trino.auth import BasicAuthentication, JWTAuthentication
 
     settings = trino_secure_stack.settings("trino_secure")
