@@ -2,14 +2,20 @@
 
 ``from carbon_sdk import trino`` (or ``postgres``, ``s3``...) imports that connector only; no
 service client library is imported by ``import carbon_sdk`` itself (PEP 562 lazy attributes).
+The connectors are those of :data:`carbon_sdk._registry.CONNECTORS`; the names spelled out
+below for static typing (``TYPE_CHECKING`` imports, ``__all__``) are checked against it by the
+contract test.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())  # silent unless configured
 
 if TYPE_CHECKING:
     from carbon_sdk import postgres, s3, trino
@@ -27,7 +33,6 @@ if TYPE_CHECKING:
     from carbon_sdk.health import DoctorReport
     from carbon_sdk.settings.carbon import CarbonSettings, configure, reload
 
-_CONNECTORS = frozenset({"postgres", "s3", "trino"})
 _ERRORS = frozenset(
     {
         "AuthFailed",
@@ -80,8 +85,10 @@ def doctor(*services: str, timeout: float = 5.0, require: tuple[str, ...] = ()) 
 
 
 def __getattr__(name: str) -> Any:
-    if name in _CONNECTORS:
-        return importlib.import_module(f"carbon_sdk.{name}")
+    from carbon_sdk._registry import CONNECTORS
+
+    if name in CONNECTORS:
+        return CONNECTORS[name].load()
     if name in _ERRORS:
         return getattr(importlib.import_module("carbon_sdk.errors"), name)
     if name in _SETTINGS:

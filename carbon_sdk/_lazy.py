@@ -13,6 +13,4 @@ def import_client(module: str, extra: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingExtraError(
-            f"{module!r} is not installed; it comes with: pip install 'carbon-sdk[{extra}]'"
-        ) from exc
+        raise MissingExtraError(module, extra) from exc

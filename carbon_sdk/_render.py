@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from carbon_sdk.errors import ConfigurationError
 
@@ -49,15 +49,32 @@ def settings_html(settings: CarbonSettings) -> str:
     return caption + _html_table(SETTINGS_COLUMNS, rows)
 
 
-def settings_table(settings: CarbonSettings, services: list[str] | None = None) -> Table:
-    """The ``config show`` table for a terminal."""
+def settings_table(settings: CarbonSettings, rows: list[dict[str, str]]) -> Table:
+    """The ``config show`` table for a terminal (values are text, never rich markup)."""
+    from rich.markup import escape as text
     from rich.table import Table
 
-    table = Table(
-        *SETTINGS_COLUMNS, title=f"carbon-sdk settings (profile: {settings.profile or 'none'})"
-    )
-    for row in settings_rows(settings, services):
-        table.add_row(*(row[c] for c in SETTINGS_COLUMNS))
+    profile = text(settings.profile or "none")
+    table = Table(*SETTINGS_COLUMNS, title=f"carbon-sdk settings (profile: {profile})")
+    for row in rows:
+        table.add_row(*(text(row[c]) for c in SETTINGS_COLUMNS))
+    return table
+
+
+def schema_table(document: dict[str, Any]) -> Table:
+    """``config schema`` for a terminal: one row per setting."""
+    from rich.markup import escape as text
+    from rich.table import Table
+
+    columns = ("setting", "type", "default", "env var", "secret file")
+    table = Table(*columns, title="carbon-sdk settings schema")
+    for service, entry in document["services"].items():
+        for spec in entry["fields"]:
+            name = f"{service}.{spec['name']}" + (" (secret)" if spec["secret"] else "")
+            default = "" if spec["default"] is None else str(spec["default"])
+            env = ", ".join([spec["env_var"], *spec["aliases"]])
+            cells = (name, spec["type"], default, env, spec["secret_file"])
+            table.add_row(*(text(c) for c in cells))
     return table
 
 
@@ -84,11 +101,13 @@ def doctor_html(report: DoctorReport) -> str:
 
 def doctor_table(report: DoctorReport) -> Table:
     """The doctor table for a terminal, statuses coloured."""
+    from rich.markup import escape as text
     from rich.table import Table
 
     table = Table(*DOCTOR_COLUMNS, title="carbon-sdk doctor")
     for result, row in zip(report.results, _doctor_rows(report), strict=True):
         style = STATUS_STYLE.get(result.status.value, "red" if report.failed(result) else "yellow")
-        row[1] = f"[{style}]{row[1]}[/{style}]"
-        table.add_row(*row)
+        cells = [text(cell) for cell in row]
+        cells[1] = f"[{style}]{cells[1]}[/{style}]"
+        table.add_row(*cells)
     return table

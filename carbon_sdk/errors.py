@@ -17,7 +17,22 @@ class ConfigurationError(CarbonError):
 
 
 class MissingExtraError(CarbonError, ImportError):
-    """A connector's client library is not installed; the message names the extra to install."""
+    """A connector's client library is not installed; the message names the extra to install.
+
+    Attributes:
+        module: the module that could not be imported.
+        extra: the extra that brings it (``pip install 'carbon-sdk[<extra>]'``).
+    """
+
+    def __init__(self, module: str, extra: str) -> None:
+        self.module = module
+        self.extra = extra
+        super().__init__(f"{module!r} is not installed; it comes with: {self.install_command}")
+
+    @property
+    def install_command(self) -> str:
+        """The pip command that installs the missing library."""
+        return f"pip install 'carbon-sdk[{self.extra}]'"
 
 
 class ServiceError(CarbonError):

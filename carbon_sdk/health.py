@@ -113,7 +113,7 @@ class DoctorReport:
 
 def _hint(error: Exception, status: Status, service: str, settings: ServiceSettings | None) -> str:
     if isinstance(error, MissingExtraError):
-        return str(error).split("comes with: ")[-1]
+        return error.install_command
     if status is Status.UNREACHABLE and settings is not None:
         return f"is it running and reachable? {settings.describe(*settings.endpoint_fields)}"
     if status is Status.AUTH_FAILED:
@@ -133,12 +133,10 @@ def _status(error: Exception) -> Status:
 
 def run_check(entry: Connector, timeout: float) -> CheckResult:
     """Load ``entry``'s settings and run its check (unbounded; :func:`run` bounds it)."""
-    from carbon_sdk.settings.carbon import get_settings
-
     settings: ServiceSettings | None = None
     started = time.perf_counter()
     try:
-        settings = get_settings().service(entry.name)
+        settings = entry.settings_class().load()
         if not settings.configured:
             missing = [n for n in settings.required if getattr(settings, n) is None]
             vars_ = ", ".join(env_var(entry.name, n) for n in missing)
@@ -150,7 +148,7 @@ def run_check(entry: Connector, timeout: float) -> CheckResult:
                 "max_attempts": 1,
             }
         )
-        detail = entry.check()(bounded)
+        detail = entry.load().check(bounded)
         status, hint = Status.OK, None
     except (ServiceError, ConfigurationError, MissingExtraError) as exc:
         status = _status(exc)
@@ -159,7 +157,7 @@ def run_check(entry: Connector, timeout: float) -> CheckResult:
         status, detail, hint = Status.ERROR, f"{type(exc).__name__}: {exc}", None
     latency = (time.perf_counter() - started) * 1000
     secrets = settings.secret_values() if settings is not None else []
-    endpoint = getattr(settings, "endpoint", None) if settings is not None else None
+    endpoint = settings.endpoint if settings is not None else None
     return CheckResult(
         entry.name,
         status,

@@ -8,19 +8,24 @@ using PostgreSQL's own placeholders ``$1, $2, ...``; nothing is interpolated int
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 from urllib.parse import quote
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
+from carbon_sdk._classify import ErrorTable, Rule
 from carbon_sdk._lazy import import_client
+from carbon_sdk._log import client_created
 from carbon_sdk._redact import redact
 from carbon_sdk._tables import TableFormat, check_format, convert, to_arrow
 from carbon_sdk.errors import (
     AuthFailed,
+    CarbonError,
+    ConfigurationError,
     NotFound,
     QueryError,
     ServiceError,
@@ -28,7 +33,6 @@ from carbon_sdk.errors import (
     Unreachable,
 )
 from carbon_sdk.settings import ServiceSettings
-from carbon_sdk.settings.carbon import service_settings
 
 if TYPE_CHECKING:
     import psycopg
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
 SERVICE = "postgres"
 IfExists = Literal["fail", "append", "replace"]
 INGEST_MODES: dict[str, str] = {"fail": "create", "append": "create_append", "replace": "replace"}
+_HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
 
 
 class PostgresSettings(ServiceSettings):
@@ -66,6 +71,22 @@ class PostgresSettings(ServiceSettings):
         "prefer", description="libpq sslmode: disable, prefer, require, verify-full."
     )
     application_name: str = Field("carbon-sdk", description="Shown in pg_stat_activity.")
+
+    @field_validator("host")
+    @classmethod
+    def _valid_host(cls, host: str | None) -> str | None:
+        """A host name, an IPv4 or IPv6 address (brackets optional) or a socket directory."""
+        if host is None or host.startswith("/"):
+            return host
+        bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if ":" in bare:
+            try:
+                return str(ipaddress.IPv6Address(bare))
+            except ValueError:
+                raise ValueError("not a valid IPv6 address") from None
+        if not _HOST_NAME.fullmatch(bare):
+            raise ValueError("not a valid host name or address")
+        return bare
 
     @property
     def dbname(self) -> str | None:
@@ -101,6 +122,8 @@ class PostgresSettings(ServiceSettings):
         if "password" in params:
             auth += ":" + quote(params.pop("password"), safe="")
         host, port, dbname = params.pop("host"), params.pop("port"), params.pop("dbname")
+        if ":" in host:  # an IPv6 address
+            host = f"[{host}]"
         query = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in params.items())
         return f"postgresql://{auth}@{host}:{port}/{quote(dbname, safe='')}?{query}"
 
@@ -109,7 +132,32 @@ Settings = PostgresSettings
 
 # ---- errors ---------------------------------------------------------------------------------
 
-_CONNECTION_STATES = ("08", "57P")  # connection exceptions, operator intervention (shutdown)
+ERRORS = ErrorTable(
+    Rule(
+        AuthFailed,
+        "check postgres.user and postgres.password",
+        codes=("28P01", "28000"),
+        text=("password authentication failed", "no password supplied"),
+    ),
+    Rule(NotFound, "check postgres.database", codes=("3D000",), text=('database "',)),
+    Rule(
+        ConfigurationError,
+        "check postgres.host and postgres.port",
+        text=("invalid integer value", "invalid connection option", "invalid uri", "invalid ipv6"),
+    ),
+    Rule(
+        ServiceError,
+        "is this a PostgreSQL server? check postgres.port",
+        text=("invalid response", "expected authentication request"),
+    ),
+    Rule(TLSError, "check postgres.sslmode and postgres.ca_bundle", text=("certificate", "ssl")),
+    Rule(
+        Unreachable,
+        codes=("08", "57P"),  # connection exceptions, operator intervention (shutdown)
+        text=("refused", "timeout expired", "could not translate", "no route", "terminat"),
+    ),
+    Rule(QueryError, codes=("",), text=("error:",)),  # any other SQLSTATE: the server said no
+)
 
 
 def _position(exc: Exception) -> str | None:
@@ -122,33 +170,26 @@ def _position(exc: Exception) -> str | None:
     return None
 
 
-def classify(exc: Exception, settings: PostgresSettings) -> ServiceError:
-    """Turn a psycopg or ADBC error into the carbon-sdk error that says what went wrong."""
-    text = redact(str(exc).strip() or type(exc).__name__, settings.secret_values())
+def classify(exc: Exception, settings: PostgresSettings) -> CarbonError:
+    """Turn a psycopg, ADBC or SQLAlchemy error into the carbon-sdk error saying what went wrong
+    (by SQLSTATE first, see :data:`ERRORS`); secrets never appear in the message."""
+    cause = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error
+    text = redact(str(cause).strip() or type(cause).__name__, settings.secret_values())
     text = re.sub(r"^[A-Z_]+: (\[libpq\] )?", "", text)  # ADBC's status code prefix
     first = text.splitlines()[0]
-    state = getattr(exc, "sqlstate", None) or ""
-    lowered = text.lower()
-    endpoint = settings.endpoint
-    if state in {"28P01", "28000"} or "password authentication failed" in lowered:
-        return AuthFailed(SERVICE, endpoint, f"{first} (check postgres.user and postgres.password)")
-    if state == "3D000" or re.search(r'database ".*" does not exist', lowered):
-        return NotFound(SERVICE, endpoint, f"{first} (check postgres.database)")
-    if "invalid response" in lowered or "expected authentication request" in lowered:
-        return ServiceError(SERVICE, endpoint, f"{first} (is this a PostgreSQL server? check port)")
-    if "certificate" in lowered or "ssl" in lowered:
-        return TLSError(SERVICE, endpoint, f"{first} (check postgres.sslmode and ca_bundle)")
-    if state.startswith(_CONNECTION_STATES) or any(
-        s in lowered
-        for s in ("refused", "timeout expired", "could not translate", "no route", "terminat")
-    ):
-        return Unreachable(SERVICE, endpoint, first)
-    if state or "ERROR:" in text:  # the server rejected the statement
-        where = f", position {pos}" if (pos := _position(exc)) else ""
+    state = getattr(cause, "sqlstate", None) or ""
+    rule = ERRORS.match(cause, state)
+    if rule is None:
+        return ServiceError(SERVICE, settings.endpoint, first)
+    if rule.error is ConfigurationError:
+        return ConfigurationError(f"postgres at {settings.endpoint}: {first} ({rule.fix})")
+    if rule.error is QueryError:
+        where = f", position {pos}" if (pos := _position(cause)) else ""
         detail = text.split("\n\nQuery was:")[0]
         code = f"SQLSTATE {state}{where}" if state else "rejected by the server"
-        return QueryError(SERVICE, endpoint, f"{detail} ({code})")
-    return ServiceError(SERVICE, endpoint, first)
+        return QueryError(SERVICE, settings.endpoint, f"{detail} ({code})")
+    error = cast("type[ServiceError]", rule.error)
+    return error(SERVICE, settings.endpoint, f"{first} ({rule.fix})" if rule.fix else first)
 
 
 @contextmanager
@@ -167,8 +208,9 @@ def connect(*, autocommit: bool = False, **overrides: Any) -> psycopg.Connection
 
     ``overrides`` are settings on top of the configured ones, e.g. ``connect(database="mlflow")``.
     """
-    settings: PostgresSettings = service_settings(SERVICE, **overrides)
+    settings = PostgresSettings.load(**overrides)
     psycopg_mod = import_client("psycopg", SERVICE)
+    client_created(settings, "psycopg connection")
     with _errors(settings, psycopg_mod.Error):
         conn: psycopg.Connection[Any] = psycopg_mod.connect(
             **settings.libpq_params(), autocommit=autocommit
@@ -178,11 +220,19 @@ def connect(*, autocommit: bool = False, **overrides: Any) -> psycopg.Connection
 
 def pool(*, min_size: int = 1, max_size: int = 10, **overrides: Any) -> ConnectionPool[Any]:
     """An open ``psycopg_pool.ConnectionPool``; connections are checked before being handed out,
-    so one broken by a server restart is replaced instead of failing the next user."""
-    settings: PostgresSettings = service_settings(SERVICE, **overrides)
+    so one broken by a server restart is replaced instead of failing the next user.
+
+    One connection is tried first, so a wrong password or host raises the error that says so
+    (the pool itself would only time out later, with ``PoolTimeout``)."""
+    settings = PostgresSettings.load(**overrides)
     pool_cls = import_client("psycopg_pool", SERVICE).ConnectionPool
+    psycopg_mod = import_client("psycopg", SERVICE)
+    params = settings.libpq_params()
+    client_created(settings, "psycopg_pool.ConnectionPool")
+    with _errors(settings, psycopg_mod.Error):
+        psycopg_mod.connect(**params).close()
     connection_pool: ConnectionPool[Any] = pool_cls(
-        kwargs=settings.libpq_params(),
+        kwargs=params,
         min_size=min_size,
         max_size=max_size,
         timeout=settings.connect_timeout,
@@ -194,9 +244,13 @@ def pool(*, min_size: int = 1, max_size: int = 10, **overrides: Any) -> Connecti
 
 
 def engine(**overrides: Any) -> Engine:
-    """A SQLAlchemy 2 engine (``postgresql+psycopg``) with pre-ping and the configured TLS."""
-    settings: PostgresSettings = service_settings(SERVICE, **overrides)
+    """A SQLAlchemy 2 engine (``postgresql+psycopg``) with pre-ping and the configured TLS.
+
+    Errors raised through it (connecting, executing) are carbon-sdk errors like every other
+    function's here; the driver's exception stays available as ``__cause__``."""
+    settings = PostgresSettings.load(**overrides)
     sqlalchemy = import_client("sqlalchemy", SERVICE)
+    client_created(settings, "SQLAlchemy engine")
     params = settings.libpq_params()
     url = sqlalchemy.URL.create(
         "postgresql+psycopg",
@@ -207,16 +261,23 @@ def engine(**overrides: Any) -> Engine:
         database=params.pop("dbname"),
     )
     created: Engine = sqlalchemy.create_engine(url, connect_args=params, pool_pre_ping=True)
+
+    def carbon_error(context: Any) -> None:
+        if not context.is_pre_ping:
+            raise classify(context.original_exception, settings) from context.sqlalchemy_exception
+
+    sqlalchemy.event.listen(created, "handle_error", carbon_error)
     return created
 
 
 def adbc_connect(**overrides: Any) -> Any:
     """An ADBC DB-API connection (Arrow-native); ``fetch_arrow_table()`` on its cursors."""
-    settings: PostgresSettings = service_settings(SERVICE, **overrides)
+    settings = PostgresSettings.load(**overrides)
     return _adbc(settings)
 
 
 def _adbc(settings: PostgresSettings) -> Any:
+    client_created(settings, "ADBC connection")
     dbapi = import_client("adbc_driver_postgresql.dbapi", SERVICE)
     errors = import_client("adbc_driver_manager", SERVICE)
     with _errors(settings, errors.Error):
@@ -295,7 +356,7 @@ def query(
     arrays as lists, uuid and json as Arrow extension types, NULLs as missing values.
     """
     check_format(as_)
-    settings: PostgresSettings = service_settings(SERVICE, **overrides)
+    settings = PostgresSettings.load(**overrides)
     errors = import_client("adbc_driver_manager", SERVICE)
     with _adbc(settings) as conn, conn.cursor() as cursor, _errors(settings, errors.Error):
         cursor.execute(sql, _params(params))
@@ -322,7 +383,7 @@ def iter_batches(
     check_format(as_)
     if batch_rows < 1:
         raise ValueError("batch_rows must be at least 1")
-    settings: PostgresSettings = service_settings(SERVICE, **overrides)
+    settings = PostgresSettings.load(**overrides)
     errors = import_client("adbc_driver_manager", SERVICE)
     pa_mod = import_client("pyarrow", "tables")
     with _adbc(settings) as conn, conn.cursor() as cursor, _errors(settings, errors.Error):
@@ -342,6 +403,19 @@ def iter_batches(
             yield convert(normalize(pa_mod.Table.from_batches(pending, reader.schema)), as_)
 
 
+def _table_name(table: str, schema: str | None) -> tuple[str | None, str]:
+    """``(schema, table)`` from ``"schema.table"`` or a bare name plus ``schema``."""
+    parts = table.split(".")
+    if len(parts) == 1 and parts[0]:
+        return schema, table
+    if len(parts) == 2 and all(parts) and schema is None:
+        return parts[0], parts[1]
+    raise ValueError(
+        f"table={table!r}: give 'table' or 'schema.table' (or table= with schema=), "
+        "each part non-empty and without dots"
+    )
+
+
 def write(
     data: Any,
     table: str,
@@ -353,13 +427,16 @@ def write(
     """Write a pandas/polars DataFrame or Arrow table into ``table`` by bulk ingest (COPY), in
     one transaction: on any error nothing is written. Returns the number of rows written.
 
+    ``table`` may be ``"schema.table"`` (as with pandas' ``to_sql``) or a bare name with
+    ``schema=`` given separately; names are passed to the server quoted, never as SQL text.
     ``if_exists``: ``"fail"`` (the table must not exist), ``"append"`` (create if missing),
     ``"replace"`` (drop and recreate).
     """
     if if_exists not in INGEST_MODES:
         raise ValueError(f"if_exists={if_exists!r}; use one of: {', '.join(INGEST_MODES)}")
+    schema, table = _table_name(table, schema)
     arrow = to_arrow(data)  # unsupported dtypes fail here, before anything is sent
-    settings: PostgresSettings = service_settings(SERVICE, **overrides)
+    settings = PostgresSettings.load(**overrides)
     errors = import_client("adbc_driver_manager", SERVICE)
     with _adbc(settings) as conn:
         try:

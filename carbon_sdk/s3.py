@@ -32,7 +32,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr
 
+from carbon_sdk._classify import ErrorTable, Rule
 from carbon_sdk._lazy import import_client
+from carbon_sdk._log import client_created
 from carbon_sdk._progress import Update, progress_bar
 from carbon_sdk._redact import redact
 from carbon_sdk._tables import TableFormat, check_format, convert, to_arrow
@@ -45,7 +47,6 @@ from carbon_sdk.errors import (
     Unreachable,
 )
 from carbon_sdk.settings import ServiceSettings
-from carbon_sdk.settings.carbon import service_settings
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -54,12 +55,6 @@ SERVICE = "s3"
 SCHEME = "s3://"
 MiB = 1024 * 1024
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # the SigV4 limit
-AUTH_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken"})
-DENIED_CODES = frozenset({"AccessDenied", "403", "Forbidden"})
-MISSING_CODES = frozenset({"NoSuchBucket", "NoSuchKey", "404", "NotFound"})
-# pyarrow's S3 errors carry the AWS SDK's error names in their text.
-_ARROW_AUTH = ("INVALID_ACCESS_KEY_ID", "SIGNATURE_DOES_NOT_MATCH", "ACCESS_DENIED")
-_ARROW_NETWORK = ("NETWORK_CONNECTION", "curlCode", "Could not connect", "Timeout was reached")
 
 
 class S3Settings(ServiceSettings):
@@ -104,7 +99,7 @@ Settings = S3Settings
 
 
 def _settings(**overrides: Any) -> S3Settings:
-    settings: S3Settings = service_settings(SERVICE, **overrides)
+    settings = S3Settings.load(**overrides)
     settings.require()
     return settings
 
@@ -153,7 +148,7 @@ def url(*parts: str) -> str:
     >>> s3.url("reports", "daily.parquet")   # doctest: +SKIP
     's3://scratch/reports/daily.parquet'
     """
-    settings: S3Settings = service_settings(SERVICE)
+    settings = S3Settings.load()
     settings.require("bucket")
     return str(S3Url(str(settings.bucket), "/".join(p.strip("/") for p in parts if p)))
 
@@ -174,57 +169,72 @@ def classify(
 
 
 Diagnosis = tuple[type[ServiceError], str]
+MISSING_CODES = ("NoSuchBucket", "NoSuchKey", "404", "NotFound")
+
+ERRORS = ErrorTable(
+    Rule(TLSError, types=("botocore.exceptions.SSLError",), text=("ssl", "certificate")),
+    Rule(
+        Unreachable,
+        types=(
+            "botocore.exceptions.EndpointConnectionError",
+            "botocore.exceptions.ConnectTimeoutError",
+            "botocore.exceptions.ReadTimeoutError",
+        ),
+        # pyarrow's S3 errors carry the AWS SDK's error names in their text
+        text=("network_connection", "curlcode", "could not connect", "timeout was reached"),
+    ),
+    Rule(
+        AuthFailed,
+        codes=("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken"),
+        text=("invalid_access_key_id", "signature_does_not_match"),
+    ),
+    Rule(AuthFailed, "denied", codes=("AccessDenied", "403", "Forbidden"), text=("access_denied",)),
+    Rule(
+        NotFound,
+        types=("builtins.FileNotFoundError",),
+        codes=MISSING_CODES,
+        text=("no_such_bucket",),
+    ),
+)
 
 
 def _classify(
     exc: BaseException, settings: S3Settings, bucket: str | None, key: str | None
 ) -> Diagnosis:
     exceptions = import_client("botocore.exceptions", "s3")
-    tls = _fix(settings, "ca_bundle", "verify")
-    network = _fix(settings, "endpoint_url")
-    if isinstance(exc, exceptions.SSLError):
-        return TLSError, f"{exc}; {tls}"
-    if isinstance(exc, exceptions.EndpointConnectionError | exceptions.ConnectTimeoutError):
-        return Unreachable, f"{exc}; {network}"
-    if isinstance(exc, exceptions.ReadTimeoutError):
-        waited = f"no answer within {settings.request_timeout:g} s"
-        return Unreachable, f"{waited}; {_fix(settings, 'endpoint_url', 'request_timeout')}"
+    code, message = "", f"{type(exc).__name__}: {exc}"
     if isinstance(exc, exceptions.ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
-        return _by_code(code, f"{code}: {error.get('Message') or exc}", settings, bucket, key)
-    if isinstance(exc, FileNotFoundError):
-        return _missing(settings, bucket, key, "not found")
-    if isinstance(exc, OSError):  # pyarrow.fs: the AWS SDK's error names are in the text
-        text = str(exc)
-        if any(s in text for s in _ARROW_AUTH):
-            return _by_code("AccessDenied", text, settings, bucket, key)
-        if "NO_SUCH_BUCKET" in text:
-            return _missing(settings, bucket, None, "NoSuchBucket")
-        if "SSL" in text or "certificate" in text:
-            return TLSError, f"{text}; {tls}"
-        if any(s in text for s in _ARROW_NETWORK):
-            return Unreachable, f"{text}; {network}"
-    return ServiceError, f"{type(exc).__name__}: {exc}"
+        message = f"{code}: {error.get('Message') or exc}"
+    rule = ERRORS.match(exc, code)
+    if rule is None:
+        return ServiceError, message
+    if rule.error is TLSError:
+        return TLSError, f"{exc}; {_fix(settings, 'ca_bundle', 'verify')}"
+    if rule.error is Unreachable:
+        if isinstance(exc, exceptions.ReadTimeoutError):
+            waited = f"no answer within {settings.request_timeout:g} s"
+            return Unreachable, f"{waited}; {_fix(settings, 'endpoint_url', 'request_timeout')}"
+        return Unreachable, f"{exc}; {_fix(settings, 'endpoint_url')}"
+    if rule.error is AuthFailed:
+        return _denied(message, settings, bucket, key, wrong_key=rule.fix != "denied")
+    if code == "NoSuchBucket" or "NO_SUCH_BUCKET" in str(exc) or key is None:
+        return _missing(settings, bucket, None, code or "not found")
+    return _missing(settings, bucket, key, code or "not found")
 
 
-def _by_code(
-    code: str, message: str, settings: S3Settings, bucket: str | None, key: str | None
+def _denied(
+    message: str, settings: S3Settings, bucket: str | None, key: str | None, *, wrong_key: bool
 ) -> Diagnosis:
     credentials = _fix(settings, "access_key_id", "secret_access_key")
-    if code in AUTH_CODES:
+    if wrong_key:
         return AuthFailed, f"{message}; {credentials}"
-    if code in DENIED_CODES:
-        target = f" to {_display(bucket, key)}" if bucket else ""
-        return AuthFailed, (
-            f"access denied{target} ({message}): the key pair is wrong or lacks permission; "
-            f"{credentials}"
-        )
-    if code == "NoSuchBucket" or (code in MISSING_CODES and key is None):
-        return _missing(settings, bucket, None, code)
-    if code in MISSING_CODES:
-        return _missing(settings, bucket, key, code)
-    return ServiceError, message
+    target = f" to {_display(bucket, key)}" if bucket else ""
+    return AuthFailed, (
+        f"access denied{target} ({message}): the key pair is wrong or lacks permission; "
+        f"{credentials}"
+    )
 
 
 def _missing(settings: S3Settings, bucket: str | None, key: str | None, cause: str) -> Diagnosis:
@@ -274,6 +284,7 @@ def _boto_kwargs(settings: S3Settings) -> dict[str, Any]:
         s3={"addressing_style": settings.addressing_style},
         max_pool_connections=max(10, settings.max_concurrency),
     )
+    client_created(settings, "boto3 S3 client")
     return {
         "endpoint_url": settings.endpoint_url,
         "aws_access_key_id": settings.access_key_id,
@@ -320,6 +331,7 @@ def storage_options(**overrides: Any) -> dict[str, Any]:
     The dict holds the secret key in plain text (s3fs needs it): pass it on, do not print it.
     """
     settings = _settings(**overrides)
+    client_created(settings, "s3fs storage options")
     options: dict[str, Any] = {
         "key": settings.access_key_id,
         "secret": settings.secret("secret_access_key"),
@@ -355,6 +367,7 @@ def arrow_filesystem(**overrides: Any) -> Any:
 
 def _arrow_filesystem(settings: S3Settings) -> Any:
     fs = import_client("pyarrow.fs", "tables")
+    client_created(settings, "pyarrow.fs.S3FileSystem")
     if not settings.verify:
         raise ConfigurationError(
             "pyarrow's S3 filesystem always verifies TLS certificates, and s3.verify is false "

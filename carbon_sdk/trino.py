@@ -24,12 +24,15 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from pydantic import Field, SecretStr
 
 from carbon_sdk import __version__
+from carbon_sdk._auth import BearerAuth, CachedToken, basic_header, hub_access_token
+from carbon_sdk._classify import ErrorTable, Rule
 from carbon_sdk._lazy import import_client
+from carbon_sdk._log import client_created
 from carbon_sdk._progress import progress_bar
 from carbon_sdk._redact import redact
 from carbon_sdk._tables import TableFormat, check_format, convert
@@ -42,7 +45,6 @@ from carbon_sdk.errors import (
     Unreachable,
 )
 from carbon_sdk.settings import ServiceSettings
-from carbon_sdk.settings.carbon import service_settings
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -143,10 +145,38 @@ Settings = TrinoSettings
 
 _STARTING = ("SERVER_STARTING_UP", "still initializing", "starting up")
 
+ERRORS = ErrorTable(
+    Rule(
+        TLSError,
+        "check trino.http_scheme and trino.ca_bundle",
+        types=("requests.exceptions.SSLError",),
+        text=("certificate", "ssl", "tls", "wrong version number"),
+    ),
+    Rule(
+        Unreachable,
+        "is it running? check trino.host, trino.port and trino.connect_timeout",
+        types=("requests.exceptions.ConnectionError", "requests.exceptions.Timeout"),
+        text=(
+            "timed out",
+            "refused",
+            "name or service not known",
+            "failed to resolve",
+            "no route",
+            "connection aborted",
+            "remotedisconnected",
+            "connection reset",
+            "max retries",
+        ),
+    ),
+    Rule(AuthFailed, _AUTH_FIX, codes=("401",), text=("unauthorized", "invalid credentials")),
+    Rule(Unreachable, "is the server still starting?", codes=("503",)),
+)
+
 
 def classify(exc: BaseException, settings: TrinoSettings) -> ServiceError:
-    """Turn a trino client or requests error into the carbon-sdk error saying what went wrong."""
-    secrets = [*settings.secret_values(), *_extra_secrets(settings)]
+    """Turn a trino client or requests error into the carbon-sdk error saying what went wrong
+    (by type and HTTP status first, see :data:`ERRORS`); no credential appears in it."""
+    secrets = [*settings.secret_values(), *_jwt_file_token(settings)]
     endpoint = settings.endpoint
     error_name = getattr(exc, "error_name", None)
     if error_name is not None:  # TrinoQueryError: the server ran and rejected the query
@@ -164,34 +194,27 @@ def classify(exc: BaseException, settings: TrinoSettings) -> ServiceError:
             SERVICE, endpoint, f"{error_name}: {message}" + (f" ({where})" if where else "")
         )
     text = redact(str(exc).strip() or type(exc).__name__, secrets)
-    first = text.splitlines()[0]
-    lowered = text.lower()
-    if re.search(r"\b401\b", text) or "unauthorized" in lowered or "invalid credentials" in lowered:
-        detail = re.sub(r"^error 401: ?(b['\"])?", "", first).rstrip("'\"")
-        return AuthFailed(SERVICE, endpoint, f"401 {detail or 'Unauthorized'} ({_AUTH_FIX})")
-    if "503" in text and "service unavailable" in lowered:
-        return Unreachable(
-            SERVICE, endpoint, "503 service unavailable (is the server still starting?)"
+    first = _short(text.splitlines()[0])
+    status = _http_status(exc, text)
+    rule = ERRORS.match(exc, status)
+    if rule is None:
+        return ServiceError(SERVICE, endpoint, first)
+    error = cast("type[ServiceError]", rule.error)
+    if status == "401":
+        first = "401 " + (
+            re.sub(r"^error 401: ?(b['\"])?", "", first).rstrip("'\"") or "Unauthorized"
         )
-    if any(s in lowered for s in ("certificate", "ssl", "tls", "wrong version number")):
-        return TLSError(SERVICE, endpoint, f"{_short(first)} (check trino.http_scheme, ca_bundle)")
-    if "timed out" in lowered or "timeout" in lowered:
-        return Unreachable(SERVICE, endpoint, f"timed out ({_short(first)})")
-    if any(
-        s in lowered
-        for s in (
-            "refused",
-            "name or service not known",
-            "failed to resolve",
-            "no route",
-            "connection aborted",
-            "remotedisconnected",
-            "connection reset",
-            "max retries",
-        )
-    ):
-        return Unreachable(SERVICE, endpoint, _short(first))
-    return ServiceError(SERVICE, endpoint, first)
+    return error(SERVICE, endpoint, f"{first} ({rule.fix})")
+
+
+def _http_status(exc: BaseException, text: str) -> str | None:
+    """The HTTP status of a failed request: from the response, else the trino client's
+    ``error 401: ...`` text (its HttpError carries no response)."""
+    response = getattr(exc, "response", None)
+    if response is not None and getattr(response, "status_code", None):
+        return str(response.status_code)
+    match = re.match(r"error (\d{3})\b", text)
+    return match.group(1) if match else None
 
 
 def _short(text: str) -> str:
@@ -202,13 +225,12 @@ def _short(text: str) -> str:
     return reason
 
 
-def _extra_secrets(settings: TrinoSettings) -> list[str]:
-    """Secrets that are not settings fields: the JWT file's content, the hub token."""
-    values = [os.environ.get("JUPYTERHUB_API_TOKEN", "")]
+def _jwt_file_token(settings: TrinoSettings) -> list[str]:
+    """The JWT file's content, a secret that is not a settings field."""
     if settings.jwt_file is not None:
         with suppress(OSError):
-            values.append(settings.jwt_file.read_text(encoding="utf-8").strip())
-    return [v for v in values if v]
+            return [settings.jwt_file.read_text(encoding="utf-8").strip()]
+    return []
 
 
 @contextmanager
@@ -217,50 +239,16 @@ def _errors(settings: TrinoSettings) -> Iterator[None]:
     requests_mod = import_client("requests", SERVICE)
     try:
         yield
-    except trino_exc.TrinoAuthError as exc:
+    except trino_exc.TrinoAuthError:
         raise ConfigurationError(
-            f"trino: {redact(str(exc).splitlines()[0], settings.secret_values())} "
-            f"(set trino.http_scheme=https to use auth={settings.auth})"
+            f"trino at {settings.endpoint}: auth={settings.auth} sends credentials, which "
+            "needs https: set trino.http_scheme=https (env CARBON_TRINO__HTTP_SCHEME)"
         ) from None
     except (trino_exc.Error, trino_exc.HttpError, requests_mod.RequestException) as exc:
         raise classify(exc, settings) from None
 
 
 # ---- authentication and transport -------------------------------------------------------------
-
-
-class _Bearer:
-    """A requests auth sending ``Authorization: Bearer <token>``; ``fetch`` gives the token.
-
-    When ``refresh`` is set (JupyterHub tokens expire), a 401 answer makes it fetch a fresh
-    token once and resend the request.
-    """
-
-    def __init__(self, fetch: Callable[[], str], *, refresh: bool) -> None:
-        self._fetch = fetch
-        self._refresh = refresh
-        self._token: str | None = None
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        if self._token is None:
-            self._token = self._fetch()
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        if self._refresh:
-            request.register_hook("response", self._retry_on_401)
-        return request
-
-    def _retry_on_401(self, response: requests.Response, **kwargs: Any) -> requests.Response:
-        if response.status_code != 401 or getattr(response.request, "_carbon_retried", False):
-            return response
-        self._token = self._fetch()
-        retry = response.request.copy()
-        retry.headers["Authorization"] = f"Bearer {self._token}"
-        retry._carbon_retried = True  # type: ignore[attr-defined]
-        response.content  # noqa: B018 - release the connection before resending
-        response.close()
-        sent: requests.Response = response.connection.send(retry, **kwargs)
-        sent.history.append(response)
-        return sent
 
 
 class _Authentication:
@@ -275,41 +263,6 @@ class _Authentication:
 
     def get_exceptions(self) -> tuple[Any, ...]:
         return ()
-
-
-def hub_access_token(settings: TrinoSettings) -> str:
-    """The user's current OAuth access token from the JupyterHub API (``auth_state``)."""
-    requests_mod = import_client("requests", SERVICE)
-    api_url = os.environ.get("JUPYTERHUB_API_URL")
-    api_token = os.environ.get("JUPYTERHUB_API_TOKEN")
-    if not (api_url and api_token):
-        raise ConfigurationError(
-            "trino.auth=jupyterhub needs JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN (set by "
-            "JupyterHub in single-user servers); outside a hub use auth=jwt or auth=basic"
-        )
-    url = f"{api_url.rstrip('/')}/user"
-    try:
-        response = requests_mod.get(
-            url,
-            headers={"Authorization": f"token {api_token}"},
-            timeout=(settings.connect_timeout, settings.request_timeout),
-        )
-    except requests_mod.RequestException as exc:
-        raise Unreachable("jupyterhub", api_url, _short(redact(str(exc), [api_token]))) from None
-    if response.status_code in (401, 403):
-        raise AuthFailed(
-            "jupyterhub", api_url, f"{response.status_code} reading {url} (JUPYTERHUB_API_TOKEN)"
-        )
-    if not response.ok:
-        raise ServiceError("jupyterhub", api_url, f"{response.status_code} reading {url}")
-    token = ((response.json() or {}).get("auth_state") or {}).get("access_token")
-    if not token:
-        raise ConfigurationError(
-            f"jupyterhub: {url} has no auth_state.access_token (the hub needs "
-            "enable_auth_state and an OAuth authenticator; the token needs the "
-            "admin:auth_state or access:servers scope)"
-        )
-    return str(token)
 
 
 def _jwt(settings: TrinoSettings) -> str:
@@ -330,12 +283,33 @@ def _authentication(settings: TrinoSettings) -> Any:
         return None
     if settings.auth == "basic":
         settings.require("password")
-        trino_auth = import_client("trino.auth", SERVICE)
-        return trino_auth.BasicAuthentication(settings.identity(), settings.secret("password"))
+        if settings.http_scheme != "https":
+            raise ConfigurationError(
+                f"trino at {settings.endpoint}: auth=basic sends a password, which needs https:"
+                " set trino.http_scheme=https (env CARBON_TRINO__HTTP_SCHEME)"
+            )
+        header = basic_header(str(settings.identity()), str(settings.secret("password")))
+        return _Authentication(lambda request: _with_header(request, header))
     if settings.auth == "jwt":
         token = _jwt(settings)  # the file is read for each connection, so rotation just works
-        return _Authentication(_Bearer(lambda: token, refresh=False))
-    return _Authentication(_Bearer(lambda: hub_access_token(settings), refresh=True))
+        return _Authentication(BearerAuth(lambda: token))
+    return _Authentication(BearerAuth(_hub_token(settings)))
+
+
+def _with_header(request: requests.PreparedRequest, header: str) -> requests.PreparedRequest:
+    request.headers["Authorization"] = header
+    return request
+
+
+def _hub_token(settings: TrinoSettings) -> CachedToken:
+    """The JupyterHub user's access token, re-read from the hub shortly before it expires."""
+    return CachedToken(
+        lambda: hub_access_token(
+            connect_timeout=settings.connect_timeout,
+            request_timeout=settings.request_timeout,
+            verify=True,
+        )
+    )
 
 
 def _http_session(settings: TrinoSettings) -> requests.Session:
@@ -358,6 +332,7 @@ def _connection(settings: TrinoSettings) -> Connection:
     settings.require()
     dbapi = import_client("trino.dbapi", SERVICE)
     client = import_client("trino.client", SERVICE)
+    client_created(settings, f"trino.dbapi connection (auth={settings.auth})")
     encodings = [
         e
         for e in settings.encoding
@@ -391,7 +366,7 @@ def connect(**overrides: Any) -> Connection:
 
     ``overrides`` are settings on top of the configured ones, e.g. ``connect(catalog="tpch")``.
     """
-    settings: TrinoSettings = service_settings(SERVICE, **overrides)
+    settings = TrinoSettings.load(**overrides)
     return _connection(settings)
 
 
@@ -404,7 +379,7 @@ def cursor(**overrides: Any) -> Cursor:
 def engine(**overrides: Any) -> Engine:
     """A SQLAlchemy engine (``trino://``) whose connections come from :func:`connect`, so they
     carry the same identity, auth, TLS session and defaults."""
-    settings: TrinoSettings = service_settings(SERVICE, **overrides)
+    settings = TrinoSettings.load(**overrides)
     settings.require()
     sqlalchemy = import_client("sqlalchemy", SERVICE)
     import_client("trino.sqlalchemy", SERVICE)  # registers the trino:// dialect
@@ -663,7 +638,7 @@ def query(
     query on the server. ``progress``: a splits bar; default on in notebooks and terminals.
     """
     check_format(as_)
-    settings: TrinoSettings = service_settings(SERVICE, **overrides)
+    settings = TrinoSettings.load(**overrides)
     with _running(settings, sql, params, progress) as (cur, running):
         parts, pending = [], []
         for page in _pages(cur, running, settings):  # convert as pages arrive: bounded Python rows
@@ -714,7 +689,7 @@ def iter_batches(
     check_format(as_)
     if batch_rows < 1:
         raise ValueError("batch_rows must be at least 1")
-    settings: TrinoSettings = service_settings(SERVICE, **overrides)
+    settings = TrinoSettings.load(**overrides)
     with _running(settings, sql, params, progress) as (cur, running):
         pending: list[Any] = []
         for page in _pages(cur, running, settings):
@@ -737,7 +712,7 @@ def _identifier(value: str) -> str:
 def tables(catalog: str | None = None, schema: str | None = None, **overrides: Any) -> Any:
     """The tables and views of ``catalog`` (default: the configured one), optionally of one
     ``schema``, as a pandas DataFrame (``table_catalog, table_schema, table_name, table_type``)."""
-    settings: TrinoSettings = service_settings(SERVICE, **overrides)
+    settings = TrinoSettings.load(**overrides)
     catalog = catalog or settings.catalog
     if not catalog:
         settings.require("catalog")

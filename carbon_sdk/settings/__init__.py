@@ -4,7 +4,9 @@ Connectors subclass :class:`ServiceSettings`; :mod:`carbon_sdk.settings.carbon` 
 into :class:`~carbon_sdk.settings.carbon.CarbonSettings` and caches the load.
 """
 
-from .base import REDACTED, ServiceSettings, is_secret
+from carbon_sdk._redact import REDACTED
+
+from .base import ServiceSettings, is_secret
 from .config_file import write_profile
 from .locations import Locations, env_var, secret_file_name, user_config_path
 from .sources import Origin

@@ -4,28 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from carbon_sdk._redact import REDACTED
 from carbon_sdk.errors import ConfigurationError
 
 from .locations import env_var, secret_file_name
-from .sources import (
-    DEFAULT,
-    AliasEnvSource,
-    ConfigFileSource,
-    EnvSource,
-    Origin,
-    Resolution,
-    SecretFileSource,
-    current_resolution,
-    resolving,
-)
-
-REDACTED = "***"
+from .sources import DEFAULT, Origin, Resolution, chain
 
 
 def is_secret(info: FieldInfo) -> bool:
@@ -38,22 +27,39 @@ class ServiceSettings(BaseSettings):
     """Settings of one service, resolved through the carbon-sdk chain.
 
     Subclasses set ``service`` (the section name), ``required`` (fields without which the
-    service counts as not configured) and ``env_aliases`` (standard variables per field).
+    service counts as not configured), ``env_aliases`` (standard variables per field) and
+    ``endpoint_fields`` (what says where the service is), and define :attr:`endpoint`.
+
+    Connectors get their settings with :meth:`load`; constructing a subclass directly resolves
+    the chain afresh (environment, secret files, config files) under the given arguments.
     """
 
-    model_config = SettingsConfigDict(extra="ignore", validate_default=False, frozen=True)
+    model_config = SettingsConfigDict(extra="forbid", validate_default=False, frozen=True)
 
     service: ClassVar[str]
     required: ClassVar[tuple[str, ...]] = ()
     env_aliases: ClassVar[dict[str, tuple[str, ...]]] = {}
     endpoint_fields: ClassVar[tuple[str, ...]] = ()
 
-    connect_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a connection.")
+    connect_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds until the first byte of a new connection must arrive.",
+    )
     request_timeout: float = Field(
-        300.0, gt=0, description="Seconds to wait for one request or poll (not a whole query)."
+        300.0,
+        gt=0,
+        le=86400,
+        allow_inf_nan=False,
+        description="Seconds to wait for one request or poll (not a whole query).",
     )
     max_attempts: int = Field(
-        3, ge=1, description="Attempts per idempotent request before giving up (with backoff)."
+        3,
+        ge=1,
+        le=20,
+        description="Attempts per idempotent request before giving up (with backoff).",
     )
     ca_bundle: Path | None = Field(
         None, description="PEM file of the CA that signed the service's certificate."
@@ -62,34 +68,22 @@ class ServiceSettings(BaseSettings):
 
     _resolution: Resolution = PrivateAttr()
 
-    def __init__(self, **values: Any) -> None:
-        resolution = current_resolution().for_service()
-        for name in values:
-            resolution.record(name, Origin("argument"))
-        with resolving(resolution):
-            try:
-                super().__init__(**values)
-            except ValidationError as exc:
-                raise invalid_settings(type(self), exc, resolution) from None
+    def __init__(self, _resolution: Resolution | None = None, **values: Any) -> None:
+        resolution = (_resolution or Resolution.start()).for_service()
+        sources = chain(type(self), resolution, values)
+        try:
+            super().__init__(_build_sources=(sources, {}))
+        except ValidationError as exc:
+            raise invalid_settings(type(self), exc, resolution) from None
         self._resolution = resolution
 
     @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """The carbon-sdk chain, highest first (see :mod:`carbon_sdk.settings.sources`)."""
-        return (
-            init_settings,
-            EnvSource(settings_cls),
-            AliasEnvSource(settings_cls),
-            SecretFileSource(settings_cls),
-            ConfigFileSource(settings_cls),
-        )
+    def load(cls, **overrides: Any) -> Self:
+        """This service's settings from the process-wide configuration (cached per class),
+        with ``overrides`` as explicit arguments on top (not cached)."""
+        from .carbon import get_settings
+
+        return get_settings().service(cls, **overrides)
 
     def origin(self, name: str) -> Origin:
         """Where the effective value of field ``name`` came from."""
@@ -99,6 +93,11 @@ class ServiceSettings(BaseSettings):
     def profile(self) -> str | None:
         """The profile (``CARBON_PROFILE``) in force when these settings were loaded."""
         return self._resolution.locations.profile
+
+    @property
+    def endpoint(self) -> str:
+        """Where the service is, without credentials (``host:port`` or a URL)."""
+        return ":".join(str(getattr(self, name)) for name in self.endpoint_fields)
 
     @property
     def configured(self) -> bool:
@@ -133,6 +132,16 @@ class ServiceSettings(BaseSettings):
         if not self.verify:
             return False
         return str(self.ca_bundle) if self.ca_bundle else True
+
+    def debug_string(self) -> str:
+        """One line for logs: the endpoint and every value not left at its default, with its
+        origin (secrets as ``***``), e.g. ``postgres at h:5432/db: host=h (env PGHOST), ...``."""
+        shown = [
+            f"{name}={value} ({origin})"
+            for name, value, origin in self.rows()
+            if origin != str(DEFAULT)
+        ]
+        return f"{self.service} at {self.endpoint}: {', '.join(shown) or 'defaults only'}"
 
     def rows(self) -> Iterator[tuple[str, str, str]]:
         """``(field, shown value, origin)`` for every field; secrets shown as ``***``."""
@@ -175,6 +184,9 @@ def missing_settings(
         f"{names} not set (profile: {profile or 'none'}). Set {cls.service}.{missing[0]} with:"
     ]
     lines += [f"  - {way}" for way in how_to_set(cls, missing[0], resolution)]
+    for name in missing:
+        for origin in resolution.empty.get(name, []):
+            lines.append(f"  ({origin} is set but empty, which counts as not set)")
     if len(missing) > 1:
         lines.append("  (the other settings the same way)")
     return ConfigurationError("\n".join(lines))

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from carbon_sdk._registry import CONNECTORS, connector
 
 from .base import ServiceSettings
 from .locations import Locations
-from .sources import Resolution, resolving
+from .sources import ArgumentSource, Resolution
 
 if TYPE_CHECKING:
     from carbon_sdk.postgres import PostgresSettings
     from carbon_sdk.s3 import S3Settings
     from carbon_sdk.trino import TrinoSettings
+
+
+S = TypeVar("S", bound=ServiceSettings)
 
 
 class CarbonSettings:
@@ -33,7 +36,7 @@ class CarbonSettings:
     def __init__(self, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self._resolution = Resolution.start()
         self._overrides = {k: dict(v) for k, v in (overrides or {}).items()}
-        self._loaded: dict[str, ServiceSettings] = {}
+        self._loaded: dict[type[ServiceSettings], ServiceSettings] = {}
         self._lock = threading.Lock()
         for name in self._overrides:
             connector(name)  # an unknown service name fails now, with the list of known ones
@@ -48,20 +51,24 @@ class CarbonSettings:
         """The selected profile (``CARBON_PROFILE``)."""
         return self._resolution.locations.profile
 
-    def service(self, name: str, **overrides: Any) -> ServiceSettings:
-        """The settings of service ``name``, loaded on first access; per-call ``overrides``
-        are explicit arguments on top (and not cached)."""
+    @overload
+    def service(self, which: type[S], **overrides: Any) -> S: ...
+    @overload
+    def service(self, which: str, **overrides: Any) -> ServiceSettings: ...
+    def service(self, which: type[S] | str, **overrides: Any) -> S | ServiceSettings:
+        """The settings of one service (its settings class or its name), loaded on first
+        access and cached per class; per-call ``overrides`` are explicit arguments on top
+        (and not cached)."""
+        cls = connector(which).settings_class() if isinstance(which, str) else which
         if overrides:
-            return self._build(name, overrides)
+            return self._build(cls, overrides)
         with self._lock:
-            if name not in self._loaded:
-                self._loaded[name] = self._build(name, {})
-            return self._loaded[name]
+            if cls not in self._loaded:
+                self._loaded[cls] = self._build(cls, {})
+            return self._loaded[cls]
 
-    def _build(self, name: str, overrides: Mapping[str, Any]) -> ServiceSettings:
-        cls = connector(name).settings_class()
-        with resolving(self._resolution):
-            return cls(**{**self._overrides.get(name, {}), **overrides})
+    def _build(self, cls: type[S], overrides: Mapping[str, Any]) -> S:
+        return cls(self._resolution, **{**self._overrides.get(cls.service, {}), **overrides})
 
     def __getattr__(self, name: str) -> ServiceSettings:
         if name.startswith("_") or name not in CONNECTORS:
@@ -96,10 +103,13 @@ def get_settings() -> CarbonSettings:
 
 def configure(**overrides: Mapping[str, Any]) -> CarbonSettings:
     """Set explicit values that win over every other source, e.g.
-    ``configure(trino={"user": "alice"})``; merged into earlier calls. Returns the new settings."""
+    ``configure(trino={"user": "alice"})``; merged into earlier calls. Returns the new settings.
+
+    An unknown service or setting name is a ConfigurationError naming the closest valid one."""
     global _cached  # noqa: PLW0603
-    for name in overrides:
-        connector(name)
+    for name, values in overrides.items():
+        cls = connector(name).settings_class()
+        ArgumentSource(cls, Resolution(Locations.from_environment()), values)  # checks the keys
     with _lock:
         for name, values in overrides.items():
             _overrides.setdefault(name, {}).update(values)
@@ -114,8 +124,3 @@ def reload() -> CarbonSettings:
         _overrides.clear()
         _cached = None
     return get_settings()
-
-
-def service_settings(name: str, **overrides: Any) -> Any:
-    """One service's settings, with per-call ``overrides`` as explicit arguments on top."""
-    return get_settings().service(name, **overrides)

@@ -13,13 +13,16 @@ profiles:
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from carbon_sdk._suggest import did_you_mean
 from carbon_sdk.errors import ConfigurationError
 
 from .locations import PROFILE_ENV, user_config_path
@@ -41,25 +44,45 @@ class ConfigFile:
 
     @classmethod
     def read(cls, path: Path) -> ConfigFile:
-        """Parse ``path``; a missing file is empty, a malformed one a ConfigurationError."""
+        """Parse ``path``; a missing file is empty, a malformed one a ConfigurationError that
+        gives the position and the key, never the text of a value (it may be a secret)."""
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return cls(path)
+        except UnicodeDecodeError as exc:
+            raise ConfigurationError(
+                f"config file {path} is not UTF-8 text (byte {exc.start + 1})"
+            ) from None
         except OSError as exc:
             raise ConfigurationError(f"cannot read config file {path}: {exc.strerror}") from None
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f":{mark.line + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or "not valid YAML"
-            raise ConfigurationError(f"config file {path}{where}: {problem}") from None
+            raise ConfigurationError(f"config file {path}{_describe(exc, text)}") from None
         if data is None:
             return cls(path)
         if not isinstance(data, dict):
             raise ConfigurationError(f"config file {path}: expected a mapping of service sections")
         return cls(path, data)
+
+    def check_sections(self, services: Iterable[str]) -> None:
+        """Raise a ConfigurationError for a section (base or in a profile) that names no
+        service, e.g. a typo like ``postgress:``."""
+        known = [*services]
+        containers = [("", self.data)]
+        containers += [(f"{PROFILES_KEY}.{n}.", p or {}) for n, p in self.profiles().items()]
+        for prefix, container in containers:
+            if not isinstance(container, dict):
+                raise ConfigurationError(
+                    f"config file {self.path}: '{prefix[:-1]}' must be a mapping"
+                )
+            for key in container:
+                if key not in known and not (prefix == "" and key == PROFILES_KEY):
+                    raise ConfigurationError(
+                        f"config file {self.path}: unknown section '{prefix}{key}'"
+                        f"{did_you_mean(str(key), known)}; known services: {', '.join(known)}"
+                    )
 
     def profiles(self) -> dict[str, Any]:
         """The named profiles in the file."""
@@ -79,6 +102,31 @@ class ConfigFile:
         if not isinstance(section, dict):
             raise ConfigurationError(f"config file {self.path}: '{prefix}' must be a mapping")
         return prefix, section
+
+
+_KEY = re.compile(r"^(?P<indent>\s*)(?:-\s+)?(?P<key>[\w.-]+)\s*:")
+
+
+def _describe(exc: yaml.YAMLError, text: str) -> str:
+    """``:line:column: <kind of problem> (key path)``, without quoting the document."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = str(getattr(exc, "problem", None) or "not valid YAML")
+    kind = re.sub(r"(['\"]).*?\1", "...", problem)  # the offending text may be a secret
+    if mark is None:
+        return f": {kind}"
+    return f":{mark.line + 1}:{mark.column + 1}: {kind}{_key_path(text, mark.line)}"
+
+
+def _key_path(text: str, line: int) -> str:
+    """`` (at key a.b.c)`` for the mapping keys enclosing ``line``, from indentation."""
+    path: list[tuple[int, str]] = []
+    for raw in text.splitlines()[: line + 1]:
+        match = _KEY.match(raw)
+        if not match:
+            continue
+        indent = len(match["indent"])
+        path = [(i, k) for i, k in path if i < indent] + [(indent, match["key"])]
+    return f" (at key {'.'.join(k for _, k in path)})" if path else ""
 
 
 def check_profile_exists(profile: str, files: list[ConfigFile]) -> None:

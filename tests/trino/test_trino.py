@@ -335,23 +335,28 @@ def test_credentials_over_http_are_refused(trino_env: object) -> None:
 
 
 class _Hub(BaseHTTPRequestHandler):
-    """The JupyterHub REST API's ``GET /hub/api/user`` (not Trino): hands out queued tokens."""
+    """A stand-in for JupyterHub's REST API, only for what a real hub cannot be made to do on
+    cue: hand out an expired token, then a fresh one. Like the real hub (see
+    tests/dev/test_jupyterhub.py), ``/user`` has no auth_state; ``/users/{name}`` has it."""
 
     api_token = "hub-api-token"
     tokens: list[str] = []
     calls = 0
 
     def do_GET(self) -> None:
-        if (
-            self.path != "/hub/api/user"
-            or self.headers["Authorization"] != f"token {self.api_token}"
-        ):
+        if self.path not in (
+            "/hub/api/user",
+            "/hub/api/users/carbon",
+        ) or self.headers["Authorization"] != (f"token {self.api_token}"):
             self.send_response(403)
             self.end_headers()
             return
-        type(self).calls += 1
-        token = self.tokens.pop(0) if len(self.tokens) > 1 else self.tokens[0]
-        body = json.dumps({"name": "carbon", "auth_state": {"access_token": token}}).encode()
+        auth_state = None
+        if self.path == "/hub/api/users/carbon":
+            type(self).calls += 1
+            token = self.tokens.pop(0) if len(self.tokens) > 1 else self.tokens[0]
+            auth_state = {"access_token": token}
+        body = json.dumps({"name": "carbon", "auth_state": auth_state}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -382,6 +387,21 @@ def test_jupyterhub_token_is_reread_on_401(secure: dict[str, Any], hub: type[_Hu
     configure(trino={"auth": "jupyterhub"})
     assert trino.query("select current_user as u").loc[0, "u"] == "carbon"
     assert hub.calls == 2  # the expired token was refused, a fresh one read and used
+
+
+def test_jupyterhub_token_is_reread_before_it_expires(
+    secure: dict[str, Any], hub: type[_Hub]
+) -> None:
+    key = secure["jwt_key"]
+    hub.tokens = [mint_jwt(key, "carbon", ttl=30), mint_jwt(key, "carbon")]  # 30 s < 60 s margin
+    configure(trino={"auth": "jupyterhub"})
+    conn = trino.connect()
+    cur = conn.cursor()
+    cur.execute("select 1")
+    cur.fetchall()
+    cur.execute("select 2")  # the token is near expiry: read again before sending, no 401
+    cur.fetchall()
+    assert hub.calls == 2
 
 
 def test_jupyterhub_without_a_valid_token_is_auth_failed(
