@@ -192,7 +192,7 @@ def test_configure_merges_and_wins_reload_forgets(monkeypatch: pytest.MonkeyPatc
 
 def test_configure_rejects_unknown_service() -> None:
     with pytest.raises(
-        ConfigurationError, match="did you mean `postgres`.*known services: postgres"
+        ConfigurationError, match=r"did you mean `postgres`.*known services: postgres"
     ):
         configure(postgress={"host": "x"})
 
