@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from carbon_sdk.dev.pytest_plugin import StackEnv
+
 NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
 spec = importlib.util.spec_from_file_location("notebook_runner", NOTEBOOKS / "run.py")
 assert spec and spec.loader
@@ -17,5 +19,6 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
-def test_notebook_runs(path: Path, trino_env: dict[str, str], tmp_path: Path) -> None:
+def test_notebook_runs(path: Path, stack_env: StackEnv, tmp_path: Path) -> None:
+    stack_env("trino")  # with its dependencies postgres and s3
     runner.execute(path, out_dir=tmp_path)

@@ -2,23 +2,22 @@
 ``carbon-sdk dev up``.
 
 Fixtures:
-    carbon_services  (session) ``carbon_services("trino")`` starts services (plus dependencies)
-                     on the session's stack on first request and returns :class:`StackSession`.
-    carbon_stack     (session) the stack with PostgreSQL and S3 up.
-    carbon_env       (function) the stack's ``CARBON_*`` variables set for one test.
+    carbon_services  (session) ``carbon_services("trino_secure")`` starts services (plus their
+                     dependencies) on the session's stack on first request and returns the
+                     :class:`StackSession` (``.settings(name)``, ``.env()``, ``.stack``).
+    stack_env        (function) ``stack_env("trino")`` does the same, then sets the
+                     ``CARBON_*`` variables of those services and their dependencies for the
+                     test, reloads the SDK settings and returns the variables.
     fresh_database   (function) a new, uniquely named PostgreSQL database, dropped afterwards.
     fresh_bucket_prefix (function) ``s3://scratch/<unique>/``, emptied afterwards.
-    trino_stack      (session) the stack with PostgreSQL, S3 and Trino (plain HTTP) up.
-    trino_secure_stack (session) the stack with ``trino_secure`` (HTTPS, PASSWORD/JWT) up too.
-    trino_env        (function) like ``carbon_env``, with the ``CARBON_TRINO__*`` variables.
 
 The stack lives in a temporary ``CARBON_DEV_HOME``, writes no config profile, and is stopped and
 purged at the end of the session; teardown fails if any process it started is still alive.
-A service adds its own session fixture (see ``trino_stack`` below)::
+A new service needs no fixture of its own::
 
-    @pytest.fixture(scope="session")
-    def trino_stack(carbon_services):
-        return carbon_services("postgres", "s3", "trino")
+    def test_produce(stack_env):
+        stack_env("kafka")  # started once per session, on first use
+        ...
 """
 
 from __future__ import annotations
@@ -30,9 +29,7 @@ import pytest
 
 from . import process
 from .s3 import admin_client
-from .supervisor import Stack
-
-BASE_SERVICES = ("postgres", "s3")
+from .supervisor import Stack, dependency_levels
 
 
 class StackSession:
@@ -56,13 +53,34 @@ class StackSession:
         """The SDK settings of one running service."""
         return self.stack.settings()[service]
 
-    def env(self) -> dict[str, str]:
-        """The ``CARBON_*`` variables of every running service."""
-        return self.stack.env()
+    def env(self, *names: str) -> dict[str, str]:
+        """The ``CARBON_*`` variables of ``names`` and their dependencies (default: of every
+        running service)."""
+        from carbon_sdk.settings import env_var
+
+        wanted = self._with_dependencies(names) if names else None
+        return {
+            env_var(service, key): str(value)
+            for service, values in self.stack.settings().items()
+            if wanted is None or service in wanted
+            for key, value in values.items()
+        }
+
+    def _with_dependencies(self, names: tuple[str, ...]) -> set[str]:
+        """``names`` plus everything they depend on."""
+        deps = {name: service.depends_on for name, service in self.stack.services.items()}
+        return {name for level in dependency_levels(deps, names) for name in level}
 
     def leftovers(self) -> list[int]:
         """Pids of processes this session started that are still alive."""
         return [pid for handle in self.started for pid in process.group_members(handle)]
+
+
+StartServices = Callable[..., StackSession]
+"""The type of ``carbon_services``: ``carbon_services("trino") -> StackSession``."""
+
+StackEnv = Callable[..., dict[str, str]]
+"""The type of ``stack_env``: ``stack_env("trino") -> {"CARBON_TRINO__HOST": ...}``."""
 
 
 def _unique(prefix: str) -> str:
@@ -70,9 +88,7 @@ def _unique(prefix: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def carbon_services(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Callable[..., StackSession]]:
+def carbon_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServices]:
     """A function that starts services on the session's stack and returns :class:`StackSession`."""
     session = StackSession(Stack(tmp_path_factory.mktemp("carbon-dev"), profile=None))
     yield session.require
@@ -81,36 +97,31 @@ def carbon_services(
     assert not left, f"carbon-sdk dev stack left processes behind: {left}"
 
 
-@pytest.fixture(scope="session")
-def carbon_stack(carbon_services: Callable[..., StackSession]) -> StackSession:
-    """The session's stack with PostgreSQL and S3 running."""
-    return carbon_services(*BASE_SERVICES)
-
-
-def _point_sdk_at(session: StackSession, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Set the stack's ``CARBON_*`` variables for one test, reload the SDK settings."""
+@pytest.fixture
+def stack_env(carbon_services: StartServices, monkeypatch: pytest.MonkeyPatch) -> StackEnv:
+    """A function that starts services on the session's stack (plus their dependencies), sets
+    their ``CARBON_*`` variables for this test, reloads the SDK settings and returns them."""
     from carbon_sdk.settings.carbon import reload
 
-    env = session.env()
-    monkeypatch.delenv("CARBON_PROFILE", raising=False)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    reload()
-    return env
+    def start(*names: str) -> dict[str, str]:
+        if not names:
+            raise TypeError("stack_env() needs the services to start, e.g. stack_env('trino')")
+        env = carbon_services(*names).env(*names)
+        monkeypatch.delenv("CARBON_PROFILE", raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        reload()
+        return env
+
+    return start
 
 
 @pytest.fixture
-def carbon_env(carbon_stack: StackSession, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Point the SDK at the stack for one test via ``CARBON_*`` variables; returns them."""
-    return _point_sdk_at(carbon_stack, monkeypatch)
-
-
-@pytest.fixture
-def fresh_database(carbon_stack: StackSession) -> Iterator[str]:
+def fresh_database(carbon_services: StartServices) -> Iterator[str]:
     """Create a uniquely named database, yield its name, drop it afterwards."""
     import psycopg  # an ImportError fails the test: a missing extra is not a reason to skip
 
-    pg = carbon_stack.settings("postgres")
+    pg = carbon_services("postgres").settings("postgres")
     name = _unique("test")
     conninfo = psycopg.conninfo.make_conninfo(
         host=str(pg["host"]),
@@ -127,9 +138,9 @@ def fresh_database(carbon_stack: StackSession) -> Iterator[str]:
 
 
 @pytest.fixture
-def fresh_bucket_prefix(carbon_stack: StackSession) -> Iterator[str]:
+def fresh_bucket_prefix(carbon_services: StartServices) -> Iterator[str]:
     """Yield ``s3://<default bucket>/<unique>/`` and delete every object under it afterwards."""
-    s3 = carbon_stack.settings("s3")
+    s3 = carbon_services("s3").settings("s3")
     bucket, prefix = str(s3["bucket"]), _unique("test")
     yield f"s3://{bucket}/{prefix}/"
     client = admin_client(s3)
@@ -139,26 +150,3 @@ def fresh_bucket_prefix(carbon_stack: StackSession) -> Iterator[str]:
         keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
         if keys:
             client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
-
-
-@pytest.fixture(scope="session")
-def trino_stack(carbon_services: Callable[..., StackSession]) -> StackSession:
-    """The session's stack with PostgreSQL, S3 and Trino (HTTP, no auth) running.
-
-    Trino's JVM takes tens of seconds to start, so it starts once per session, on first use.
-    """
-    return carbon_services(*BASE_SERVICES, "trino")
-
-
-@pytest.fixture(scope="session")
-def trino_secure_stack(carbon_services: Callable[..., StackSession]) -> StackSession:
-    """The session's stack with ``trino_secure`` running: HTTPS with the stack's own CA and
-    PASSWORD/JWT auth. ``.settings("trino_secure")`` has ``host``, ``port``, ``ca_bundle``,
-    ``user``, ``password`` and ``jwt_key`` (see :func:`carbon_sdk.dev.trino.mint_jwt`)."""
-    return carbon_services(*BASE_SERVICES, "trino_secure")
-
-
-@pytest.fixture
-def trino_env(trino_stack: StackSession, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Like ``carbon_env``, with Trino running too (``CARBON_TRINO__*`` included)."""
-    return _point_sdk_at(trino_stack, monkeypatch)

@@ -10,12 +10,13 @@ comes from an ``-s3.config`` file; the buckets in :data:`BUCKETS` are created af
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from carbon_sdk._files import write_atomic
 
 from .ports import HOST
 from .service import DevStackError, Service, ServiceContext, http_ok
@@ -62,10 +63,7 @@ class S3Service(Service):
             ],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }
-        config = ctx.home / "s3.json"
-        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump({"identities": [identity]}, out)
+        write_atomic(ctx.home / "s3.json", json.dumps({"identities": [identity]}), 0o600)
 
     def command(self, ctx: ServiceContext) -> list[str]:
         """``weed mini`` on 127.0.0.1 with explicit ports and no telemetry."""

@@ -54,8 +54,12 @@ class ServiceContext:
         log_path: the server's log file (stdout and stderr).
         ports: the allocated ports by name (see :attr:`Service.ports`).
         secrets: generated credentials by name (see :attr:`Service.secrets`), stable across runs.
+        shared_dir: the stack's directory for files several services use, such as the stack's
+            CA (see :func:`carbon_sdk.dev.tls.stack_ca`); removed by ``down --purge``.
         paths: directories the service created outside ``home`` (removed by ``down --purge``).
         progress: where progress goes; use :meth:`downloading` to report a download.
+        dependencies: the settings of the services in :attr:`Service.depends_on`, ready when
+            this service starts; read them with :meth:`dependency`.
     """
 
     name: str
@@ -63,8 +67,23 @@ class ServiceContext:
     log_path: Path
     ports: dict[str, int]
     secrets: dict[str, str]
+    shared_dir: Path
     paths: dict[str, str] = field(default_factory=dict)
     progress: Progress = field(default_factory=Progress)
+    dependencies: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    def dependency(self, name: str) -> dict[str, object]:
+        """The settings of ``name``, a service this one depends on (e.g. ``{"host": ...}``).
+
+        This is how a service reads another one's state: never through its files.
+        """
+        try:
+            return self.dependencies[name]
+        except KeyError:
+            raise DevStackError(
+                f"{self.name} needs {name} running first: declare it in depends_on"
+                f" and start both with `carbon-sdk dev up {self.name}`"
+            ) from None
 
     def downloading(self, done: int, total: int | None) -> None:
         """Report ``done`` of ``total`` bytes downloaded (size and speed are shown live)."""

@@ -4,6 +4,7 @@ Layout::
 
     $CARBON_DEV_HOME/
         .lock                   held by up/down so two commands never race
+        shared/                 files several services use (the stack's CA)
         state/<service>.json    pid, process group, ports, secrets, settings of each service
         logs/<service>.log      the server's output (the previous run's is <service>.log.1)
         <service>/              the service's data and config files
@@ -11,15 +12,14 @@ Layout::
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from carbon_sdk._files import locked, write_atomic, xdg_home
 
 from .process import ProcessHandle
 
@@ -30,8 +30,7 @@ def default_home() -> Path:
     """``$CARBON_DEV_HOME``, else ``$XDG_DATA_HOME/carbon-sdk/dev`` (``~/.local/share/...``)."""
     if explicit := os.environ.get(HOME_ENV):
         return Path(explicit).expanduser().absolute()
-    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data) / "carbon-sdk" / "dev"
+    return xdg_home("data") / "carbon-sdk" / "dev"
 
 
 @dataclass
@@ -77,6 +76,7 @@ class StateDir:
         self.home = home
         self.state_dir = home / "state"
         self.logs_dir = home / "logs"
+        self.shared_dir = home / "shared"
 
     def log_path(self, name: str) -> Path:
         """The log file of service ``name``."""
@@ -103,23 +103,12 @@ class StateDir:
 
     def save(self, record: ServiceRecord) -> None:
         """Write ``record`` atomically (mode 0600: it holds generated credentials)."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.state_dir, prefix=f".{record.name}-")
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(asdict(record), out, indent=2)
-        os.replace(tmp, self.state_dir / f"{record.name}.json")
+        write_atomic(self.state_dir / f"{record.name}.json", json.dumps(asdict(record), indent=2))
 
     def remove(self, name: str) -> None:
         """Forget service ``name``."""
         (self.state_dir / f"{name}.json").unlink(missing_ok=True)
 
-    @contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self) -> AbstractContextManager[None]:
         """Hold the stack's lock (blocks while another ``up``/``down`` runs on this home)."""
-        self.home.mkdir(parents=True, exist_ok=True)
-        with (self.home / ".lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        return locked(self.home / ".lock")

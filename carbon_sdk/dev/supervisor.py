@@ -134,14 +134,21 @@ class Stack:
         log.parent.mkdir(parents=True, exist_ok=True)
         if log.exists():
             log.replace(log.with_name(log.name + ".1"))
+        dependencies = {}
+        for name in service.depends_on:  # started in an earlier level, so recorded by now
+            dependency = self._state.load(name)
+            if dependency and dependency.settings:
+                dependencies[name] = dependency.settings
         return ServiceContext(
             name=service.name,
             home=home,
             log_path=log,
             ports=allocated,
             secrets=record.secrets,
+            shared_dir=self._state.shared_dir,
             paths=record.paths,
             progress=progress,
+            dependencies=dependencies,
         )
 
     def _start(self, service: Service, ctx: ServiceContext) -> Started:
@@ -238,8 +245,10 @@ class Stack:
                 for record in records.values():
                     for path in record.paths.values():
                         shutil.rmtree(path, ignore_errors=True)
-                for sub in (*records, "state", "logs"):
-                    shutil.rmtree(self.home / sub, ignore_errors=True)
+                state = self._state
+                homes = [state.service_home(name) for name in records]
+                for directory in (*homes, state.state_dir, state.logs_dir, state.shared_dir):
+                    shutil.rmtree(directory, ignore_errors=True)
         return stopped
 
     def _stop(self, record: ServiceRecord, progress: Progress) -> str | None:

@@ -12,42 +12,37 @@ Two services share one cached server distribution:
     bare ``dev up``: it costs another JVM.
 
 The distribution is ``io.trino:trino-server-core:<version>:tar.gz`` plus the plugin zips in
-:data:`PLUGINS`, fetched with the machine's ``mvn`` (so its repository settings and mirrors
-apply) and unpacked under ``~/.cache/carbon-sdk/trino/<version>/server``. A marker file is
-written only once the whole distribution is in place, and the unpacking happens in a temporary
-directory renamed at the end, so an interrupted download is never mistaken for a complete one.
-Each server runs ``bin/launcher run`` in the foreground (the launcher execs the JVM in place,
-so the recorded pid is the JVM), bound to 127.0.0.1 by ``node.bind-ip``.
+:data:`PLUGINS`, fetched with the machine's ``mvn`` and unpacked into the cache entry
+``~/.cache/carbon-sdk/trino/<version>`` by :mod:`carbon_sdk.dev.maven` (locked, built in a
+temporary directory, checked against the sha256 of every file). Each server runs
+``bin/launcher run`` in the foreground (the launcher execs the JVM in place, so the recorded pid
+is the JVM), bound to 127.0.0.1 by ``node.bind-ip``.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import datetime as dt
-import fcntl
 import hashlib
 import hmac
 import json
 import os
-import re
 import shutil
 import ssl
 import tarfile
-import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
+from carbon_sdk._files import write_atomic
+
+from . import maven
+from .java import find_java_home
 from .ports import HOST
 from .postgres import find_bin_dir
 from .service import DevStackError, Service, ServiceContext
-from .state import StateDir
 
 # 476 is the newest release whose server tarball and plugin zips are on Maven Central: since
 # 477 Trino publishes releases on GitHub only, and for 483 Central has neither
@@ -55,21 +50,12 @@ from .state import StateDir
 # io.trino:trino-server-core:tar.gz:483 in central"). 476 runs on Java 24+.
 TRINO_VERSION = "476"
 MIN_JAVA = 24
-PREFERRED_JAVA_HOME = Path("/usr/lib/jvm/temurin-25-jdk-amd64")
-JAVA_HOME_ENV = "CARBON_DEV_JAVA_HOME"
 CACHE_ENV = "CARBON_DEV_TRINO_CACHE"
 PLUGINS = ("iceberg", "memory", "tpch")
 USER = "carbon"
 CATALOG_DATABASE = "iceberg_catalog"
 WAREHOUSE = "s3://warehouse/"
 HEAP = "2G"  # two servers (trino + trino_secure) fit a 2-core 24 GiB machine with room to spare
-
-_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
-_MARKER = "complete"
-_DOWNLOAD_TIMEOUT = 1800.0
-_PROGRESS_SECONDS = 0.5
-_CERT_DAYS = 3650
-_RENEW_BEFORE = dt.timedelta(days=30)
 
 # The Iceberg JDBC catalog does not create its own tables (schema V1, with iceberg_type).
 _CATALOG_TABLES_SQL = """
@@ -107,206 +93,72 @@ _JVM_CONFIG = f"""\
 """
 
 
-# -- Java -------------------------------------------------------------------------------------
-
-
-def java_version(home: Path) -> int | None:
-    """The major Java version of the JDK at ``home`` (from its ``release`` file), or None."""
-    try:
-        text = (home / "release").read_text(errors="replace")
-    except OSError:
-        return None
-    match = re.search(r'^JAVA_VERSION="(\d+)', text, re.MULTILINE)
-    return int(match.group(1)) if match and (home / "bin" / "java").is_file() else None
-
-
-def find_java_home() -> Path:
-    """A JDK for Trino: ``$CARBON_DEV_JAVA_HOME``, else Temurin 25 at its Debian path, else
-    ``$JAVA_HOME``, else the newest JDK >= :data:`MIN_JAVA` under ``/usr/lib/jvm``."""
-    if explicit := os.environ.get(JAVA_HOME_ENV):
-        home = Path(explicit)
-        version = java_version(home)
-        if version is None or version < MIN_JAVA:
-            raise DevStackError(
-                f"{JAVA_HOME_ENV}={explicit} is not a JDK {MIN_JAVA} or newer"
-                f" (found: {version or 'no release file or bin/java'})."
-            )
-        return home
-    candidates = [PREFERRED_JAVA_HOME]
-    if env_home := os.environ.get("JAVA_HOME"):
-        candidates.append(Path(env_home))
-    installed = [(java_version(p), p) for p in sorted(Path("/usr/lib/jvm").glob("*"))]
-    candidates += [p for v, p in sorted(installed, key=lambda vp: -(vp[0] or 0)) if v]
-    for home in candidates:
-        version = java_version(home)
-        if version is not None and version >= MIN_JAVA:
-            return home
-    raise DevStackError(
-        f"Trino {TRINO_VERSION} needs Java {MIN_JAVA} or newer; none found (checked"
-        f" {PREFERRED_JAVA_HOME}, $JAVA_HOME and /usr/lib/jvm/*). Install a JDK 25, e.g. Eclipse"
-        f" Temurin 25 (https://adoptium.net, package temurin-25-jdk), or set {JAVA_HOME_ENV}."
-    )
-
-
 # -- the server distribution -----------------------------------------------------------------
+
+
+def java_home() -> Path:
+    """A JDK new enough for Trino (see :func:`carbon_sdk.dev.java.find_java_home`)."""
+    return find_java_home(MIN_JAVA, purpose=f"Trino {TRINO_VERSION}")
 
 
 def cache_dir() -> Path:
     """``$CARBON_DEV_TRINO_CACHE``, else ``$XDG_CACHE_HOME/carbon-sdk/trino/<version>``."""
     if explicit := os.environ.get(CACHE_ENV):
         return Path(explicit).expanduser().absolute()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "carbon-sdk" / "trino" / TRINO_VERSION
+    return maven.cache_dir("trino", TRINO_VERSION)
 
 
-def _artifacts() -> list[tuple[str, str]]:
-    """``(artifactId, extension)`` of everything the server needs, core tarball first."""
-    return [("trino-server-core", "tar.gz"), *((f"trino-{p}", "zip") for p in PLUGINS)]
+def artifacts() -> list[maven.Artifact]:
+    """Everything the server needs: the core tarball first, then the plugin zips."""
+    core = maven.Artifact("io.trino", "trino-server-core", TRINO_VERSION, "tar.gz")
+    plugins = [maven.Artifact("io.trino", f"trino-{p}", TRINO_VERSION, "zip") for p in PLUGINS]
+    return [core, *plugins]
 
 
 def is_cached(cache: Path | None = None) -> bool:
-    """Whether the complete server distribution is in the cache."""
-    root = cache or cache_dir()
-    return (root / _MARKER).is_file() and (root / "server" / "bin" / "launcher").is_file()
+    """Whether the complete, intact server distribution is in the cache."""
+    return maven.is_complete(cache or cache_dir(), [str(a) for a in artifacts()])
+
+
+def server_dir(cache: Path | None = None) -> Path:
+    """Where the unpacked server is (or will be, after :func:`ensure_server`)."""
+    return maven.content_dir(cache or cache_dir())
 
 
 def ensure_server(ctx: ServiceContext, cache: Path | None = None) -> Path:
-    """The unpacked server directory, downloading and unpacking it first if the cache is not
-    complete. Safe to call from several services at once (a lock file serializes them)."""
-    root = cache or cache_dir()
-    if is_cached(root):
-        return root / "server"
-    root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / ".lock"):
-        if is_cached(root):  # another service finished it while we waited
-            return root / "server"
-        for stale in root.glob(".download-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        work = Path(tempfile.mkdtemp(dir=root, prefix=".download-"))
-        try:
-            server = _download_and_unpack(ctx, work)
-            (root / _MARKER).unlink(missing_ok=True)
-            shutil.rmtree(root / "server", ignore_errors=True)
-            server.rename(root / "server")
-            artifacts = [f"io.trino:{a}:{TRINO_VERSION}:{ext}" for a, ext in _artifacts()]
-            (root / _MARKER).write_text("\n".join(artifacts) + "\n")
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    return root / "server"
+    """The unpacked server directory, fetched and unpacked first if the cache is not complete
+    and intact. Safe to call from several services at once (a lock file serializes them)."""
+    sources = [str(a) for a in artifacts()]
+    return maven.ensure_cached(
+        ctx, cache or cache_dir(), sources, lambda target: _unpack_server(ctx, target)
+    )
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _download_and_unpack(ctx: ServiceContext, work: Path) -> Path:
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise DevStackError(
-            "Trino is fetched with Maven, but `mvn` is not on PATH. Install it (Debian package"
-            " `maven`: apt-get install maven)."
-        )
-    downloads, server = work / "dl", work / "server"
-    downloads.mkdir()
-    done = 0
-    for artifact, ext in _artifacts():
-        coordinate = f"io.trino:{artifact}:{TRINO_VERSION}:{ext}"
-        with _report_growth(ctx, done, _local_repo_dir(artifact), downloads):
-            ctx.run(
-                [
-                    mvn,
-                    "-B",
-                    "-q",
-                    "-U",
-                    "-Dstyle.color=never",
-                    f"{_DEPENDENCY_PLUGIN}:copy",
-                    f"-Dartifact={coordinate}",
-                    f"-DoutputDirectory={downloads}",
-                ],
-                cwd=work,
-                timeout=_DOWNLOAD_TIMEOUT,
-            )
-        archive = downloads / f"{artifact}-{TRINO_VERSION}.{ext}"
-        if not archive.is_file():
-            raise DevStackError(f"{ctx.name}: mvn did not produce {archive.name} ({coordinate})")
-        done += archive.stat().st_size
-        ctx.downloading(done, None)
-        if ext == "tar.gz":
+def _unpack_server(ctx: ServiceContext, server: Path) -> None:
+    """Fetch the archives next to ``server`` and unpack them into it (plugins in ``plugin/``)."""
+    scratch = server.parent
+    wanted = artifacts()
+    for artifact, archive in zip(
+        wanted, maven.copy_artifacts(ctx, wanted, scratch / "archives"), strict=True
+    ):
+        unpacked = f"{artifact.artifact}-{TRINO_VERSION}"
+        if artifact.extension == "tar.gz":
             with tarfile.open(archive) as tar:
-                tar.extractall(work, filter="data")
-            (work / f"{artifact}-{TRINO_VERSION}").rename(server)
+                tar.extractall(scratch, filter="data")
+            (scratch / unpacked).rename(server)
         else:
             plugin_dir = server / "plugin"
             with zipfile.ZipFile(archive) as zipped:
                 zipped.extractall(plugin_dir)  # noqa: S202 - zipfile drops '..' and '/'
-            name = artifact.removeprefix("trino-")
+            name = artifact.artifact.removeprefix("trino-")
             shutil.rmtree(plugin_dir / name, ignore_errors=True)
-            (plugin_dir / f"{artifact}-{TRINO_VERSION}").rename(plugin_dir / name)
+            (plugin_dir / unpacked).rename(plugin_dir / name)
         archive.unlink()
-    launcher = server / "bin" / "launcher"
-    if not launcher.is_file():
+    if not (server / "bin" / "launcher").is_file():
         raise DevStackError(f"{ctx.name}: the Trino server tarball has no bin/launcher")
-    return server
-
-
-def _local_repo_dir(artifact: str) -> Path:
-    """Where Maven's default local repository keeps ``artifact`` (progress while it downloads)."""
-    return Path.home() / ".m2" / "repository" / "io" / "trino" / artifact / TRINO_VERSION
-
-
-def _tree_size(path: Path) -> int:
-    total = 0
-    with contextlib.suppress(OSError):
-        for entry in path.rglob("*"):
-            with contextlib.suppress(OSError):
-                total += entry.stat().st_size if entry.is_file() else 0
-    return total
-
-
-@contextlib.contextmanager
-def _report_growth(ctx: ServiceContext, base: int, repo: Path, out: Path) -> Iterator[None]:
-    """While the body runs, report ``base`` plus the bytes Maven has written so far: the growth
-    of its local repository directory (a real download) or of the output directory (a copy)."""
-    before = _tree_size(repo)
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.wait(_PROGRESS_SECONDS):
-            grown = max(_tree_size(repo) - before, _tree_size(out))
-            ctx.downloading(base + grown, None)
-
-    watcher = threading.Thread(target=watch, name=f"{ctx.name}-download", daemon=True)
-    watcher.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        watcher.join()
 
 
 # -- configuration ---------------------------------------------------------------------------
-
-
-def dependency_settings(ctx: ServiceContext, service: str) -> dict[str, object]:
-    """The recorded settings of another service of the same stack (a ready dependency)."""
-    record = StateDir(ctx.home.parent).load(service)
-    if record is None or not record.settings:
-        raise DevStackError(f"{ctx.name} needs {service} running first (`carbon-sdk dev up`)")
-    return record.settings
-
-
-def _write(path: Path, text: str, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    path.chmod(mode)
 
 
 def _properties(values: dict[str, object]) -> str:
@@ -376,14 +228,14 @@ class TrinoService(Service):
 
     def prepare(self, ctx: ServiceContext) -> None:
         """Fetch the server if needed, create the Iceberg catalog tables and write ``etc/``."""
-        find_java_home()  # fail before a 570 MB download if Trino could not run anyway
+        java_home()  # fail before a 570 MB download if Trino could not run anyway
         ensure_server(ctx)
-        pg, s3 = dependency_settings(ctx, "postgres"), dependency_settings(ctx, "s3")
+        pg, s3 = ctx.dependency("postgres"), ctx.dependency("s3")
         _create_catalog_tables(ctx, pg)
         etc = self.etc_dir(ctx)
         shutil.rmtree(etc / "catalog", ignore_errors=True)
         self.data_dir(ctx).mkdir(exist_ok=True)
-        _write(
+        write_atomic(
             etc / "node.properties",
             _properties(
                 {
@@ -394,9 +246,10 @@ class TrinoService(Service):
                     "node.internal-address": HOST,
                 }
             ),
+            0o644,
         )
-        _write(etc / "jvm.config", _JVM_CONFIG)
-        _write(etc / "log.properties", "io.trino=INFO\n")
+        write_atomic(etc / "jvm.config", _JVM_CONFIG, 0o644)
+        write_atomic(etc / "log.properties", "io.trino=INFO\n", 0o644)
         http = ctx.ports["http"]
         config: dict[str, object] = {
             "coordinator": "true",
@@ -405,9 +258,9 @@ class TrinoService(Service):
             "discovery.uri": f"http://{HOST}:{http}",
         }
         config.update(self.extra_config(ctx))
-        _write(etc / "config.properties", _properties(config), 0o600)
+        write_atomic(etc / "config.properties", _properties(config), 0o600)
         for catalog, values in _catalogs(pg, s3).items():
-            _write(etc / "catalog" / f"{catalog}.properties", _properties(values), 0o600)
+            write_atomic(etc / "catalog" / f"{catalog}.properties", _properties(values), 0o600)
 
     def extra_config(self, ctx: ServiceContext) -> dict[str, object]:
         """More ``config.properties`` entries (and files they point to) for subclasses."""
@@ -415,7 +268,7 @@ class TrinoService(Service):
 
     def command(self, ctx: ServiceContext) -> list[str]:
         """``bin/launcher run`` in the foreground; the launcher execs the JVM in place."""
-        launcher = ensure_server(ctx) / "bin" / "launcher"
+        launcher = server_dir() / "bin" / "launcher"  # fetched and checked by prepare
         return [
             str(launcher),
             "run",
@@ -425,7 +278,7 @@ class TrinoService(Service):
 
     def env(self, ctx: ServiceContext) -> dict[str, str]:
         """``JAVA_HOME`` of a JDK new enough for Trino (the launcher runs its ``bin/java``)."""
-        return {"JAVA_HOME": str(find_java_home())}
+        return {"JAVA_HOME": str(java_home())}
 
     def probe(self, ctx: ServiceContext) -> bool:
         """``GET /v1/info`` answers with ``"starting": false``."""
@@ -445,7 +298,8 @@ class TrinoService(Service):
 class SecureTrinoService(TrinoService):
     """The same server behind HTTPS with ``PASSWORD,JWT`` authentication, for auth tests.
 
-    The CA and server certificate are generated once per stack (renewed when near expiry);
+    The server certificate is signed by the stack's CA (:mod:`carbon_sdk.dev.tls`; both renewed
+    when near expiry);
     the password (PBKDF2 in Trino's password file) and the HS256 JWT signing key come from
     the stack's generated secrets. Plain HTTP stays on for Trino's internal traffic, but refuses
     authenticated requests.
@@ -458,27 +312,31 @@ class SecureTrinoService(TrinoService):
     default = False  # another JVM (~1 GB, ~20 s): only when asked for
 
     def tls_dir(self, ctx: ServiceContext) -> Path:
-        """Where the CA, keystore, password file and JWT key live (mode 0700)."""
+        """Where the keystore, password file and JWT key live (mode 0700)."""
         return ctx.home / "tls"
 
     def extra_config(self, ctx: ServiceContext) -> dict[str, object]:
         """HTTPS, the file password authenticator and the JWT key; writes their files."""
+        from .tls import server_certificate, stack_ca
+
         tls = self.tls_dir(ctx)
         tls.mkdir(mode=0o700, exist_ok=True)
-        _ensure_certificates(tls)
-        _write(tls / "password.db", f"{USER}:{pbkdf2_hash(ctx.secrets['password'])}\n", 0o600)
+        certificate = server_certificate(stack_ca(ctx.shared_dir), tls)
+        password = f"{USER}:{pbkdf2_hash(ctx.secrets['password'])}\n"
+        write_atomic(tls / "password.db", password, 0o600)
         key = base64.b64encode(ctx.secrets["jwt_key"].encode()).decode()
-        _write(tls / "jwt.key", key + "\n", 0o600)
-        _write(
+        write_atomic(tls / "jwt.key", key + "\n", 0o600)
+        write_atomic(
             self.etc_dir(ctx) / "password-authenticator.properties",
             _properties(
                 {"password-authenticator.name": "file", "file.password-file": tls / "password.db"}
             ),
+            0o644,
         )
         return {
             "http-server.https.enabled": "true",
             "http-server.https.port": ctx.ports["https"],
-            "http-server.https.keystore.path": tls / "server.pem",
+            "http-server.https.keystore.path": certificate.keystore_pem,
             "http-server.authentication.type": "PASSWORD,JWT",
             "http-server.authentication.jwt.key-file": tls / "jwt.key",
             "internal-communication.shared-secret": ctx.secrets["shared_secret"],
@@ -486,7 +344,7 @@ class SecureTrinoService(TrinoService):
 
     def probe(self, ctx: ServiceContext) -> bool:
         """``GET /v1/info`` over HTTPS (verified with the stack's CA) says it is not starting."""
-        context = ssl.create_default_context(cafile=str(self.tls_dir(ctx) / "ca.pem"))
+        context = ssl.create_default_context(cafile=str(_ca_pem(ctx)))
         return _info_ready(f"https://{HOST}:{ctx.ports['https']}/v1/info", context)
 
     def settings(self, ctx: ServiceContext) -> dict[str, object]:
@@ -498,13 +356,19 @@ class SecureTrinoService(TrinoService):
             "host": HOST,
             "port": ctx.ports["https"],
             "http_scheme": "https",
-            "ca_bundle": str(tls / "ca.pem"),
+            "ca_bundle": str(_ca_pem(ctx)),
             "user": USER,
             "password": ctx.secrets["password"],
             "catalog": "iceberg",
             "jwt_key": ctx.secrets["jwt_key"],
             "jwt_key_file": str(tls / "jwt.key"),
         }
+
+
+def _ca_pem(ctx: ServiceContext) -> Path:
+    from .tls import CA
+
+    return CA.of_stack(ctx.shared_dir).cert_pem
 
 
 def _info_ready(url: str, context: ssl.SSLContext | None = None) -> bool:
@@ -541,89 +405,3 @@ def mint_jwt(key: str, subject: str = USER, ttl: float = 3600.0) -> str:
     body = b64(json.dumps(claims).encode())
     signature = b64(hmac.new(key.encode(), header + b"." + body, hashlib.sha256).digest())
     return (header + b"." + body + b"." + signature).decode()
-
-
-def _ensure_certificates(tls: Path) -> None:
-    """Write ``ca.pem`` and ``server.pem`` (PKCS#8 key + leaf + CA) unless valid ones exist."""
-    from cryptography import x509
-
-    ca_pem, keystore = tls / "ca.pem", tls / "server.pem"
-    if ca_pem.is_file() and keystore.is_file():
-        leaf = x509.load_pem_x509_certificate(keystore.read_bytes())
-        if leaf.not_valid_after_utc - dt.datetime.now(dt.UTC) > _RENEW_BEFORE:
-            return
-    ca, leaf_pem = _make_certificates()
-    _write(keystore, leaf_pem, 0o600)
-    _write(ca_pem, ca)
-
-
-def _make_certificates() -> tuple[str, str]:
-    """A new CA (PEM) and the server keystore: key + leaf for localhost/127.0.0.1 + CA."""
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = dt.datetime.now(dt.UTC)
-    start, end = now - dt.timedelta(minutes=5), now + dt.timedelta(days=_CERT_DAYS)
-
-    def usage(*, cert_sign: bool) -> x509.KeyUsage:
-        return x509.KeyUsage(
-            digital_signature=True,
-            content_commitment=False,
-            key_encipherment=False,
-            data_encipherment=False,
-            key_agreement=not cert_sign,
-            key_cert_sign=cert_sign,
-            crl_sign=cert_sign,
-            encipher_only=False,
-            decipher_only=False,
-        )
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "carbon-sdk dev CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(usage(cert_sign=True), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    san = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.SubjectAlternativeName(san), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(usage(cert_sign=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    def pem(cert: x509.Certificate) -> str:
-        return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return pem(ca), private + pem(leaf) + pem(ca)

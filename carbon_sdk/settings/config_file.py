@@ -12,9 +12,7 @@ profiles:
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from carbon_sdk._files import write_atomic
 from carbon_sdk._suggest import did_you_mean
 from carbon_sdk.errors import ConfigurationError
 
@@ -152,9 +151,5 @@ def write_profile(name: str, values: dict[str, dict[str, Any]], path: Path | Non
     profiles = dict(current.get(PROFILES_KEY) or {})
     profiles[name] = values
     current[PROFILES_KEY] = profiles
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".config-", suffix=".yaml")
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        yaml.safe_dump(current, out, sort_keys=False)
-    os.replace(tmp, target)
+    write_atomic(target, yaml.safe_dump(current, sort_keys=False))
     return target

@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from carbon_sdk._files import xdg_home
+
 CONFIG_ENV = "CARBON_CONFIG"
 SECRETS_DIR_ENV = "CARBON_SECRETS_DIR"
 PROFILE_ENV = "CARBON_PROFILE"
@@ -27,8 +29,7 @@ def user_config_path() -> Path:
     ``$XDG_CONFIG_HOME/carbon/config.yaml`` (``~/.config/carbon/config.yaml``)."""
     if explicit := os.environ.get(USER_CONFIG_ENV):
         return Path(explicit)
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "carbon" / "config.yaml"
+    return xdg_home("config") / "carbon" / "config.yaml"
 
 
 @dataclass(frozen=True)

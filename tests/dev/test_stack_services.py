@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from carbon_sdk.dev import Stack, State
 from carbon_sdk.dev.cli import app
 from carbon_sdk.dev.postgres import DATABASES
-from carbon_sdk.dev.pytest_plugin import StackSession
+from carbon_sdk.dev.pytest_plugin import StackEnv, StartServices
 from carbon_sdk.dev.s3 import BUCKETS, admin_client
 
 pytestmark = pytest.mark.stack
@@ -31,9 +31,9 @@ def _pg_connect(settings: dict[str, object], dbname: str, password: str | None =
 
 
 def test_postgres_has_the_platform_databases_and_needs_the_password(
-    carbon_stack: StackSession,
+    carbon_services: StartServices,
 ) -> None:
-    pg = carbon_stack.settings("postgres")
+    pg = carbon_services("postgres").settings("postgres")
     assert pg["database"] == "analytics"
     with _pg_connect(pg, "postgres") as conn:
         names = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
@@ -42,16 +42,16 @@ def test_postgres_has_the_platform_databases_and_needs_the_password(
         _pg_connect(pg, "postgres", password="wrong")
 
 
-def test_s3_has_the_platform_buckets_and_round_trips(carbon_stack: StackSession) -> None:
-    s3 = admin_client(carbon_stack.settings("s3"))
+def test_s3_has_the_platform_buckets_and_round_trips(carbon_services: StartServices) -> None:
+    s3 = admin_client(carbon_services("s3").settings("s3"))
     assert set(BUCKETS) <= {b["Name"] for b in s3.list_buckets()["Buckets"]}
     s3.put_object(Bucket="warehouse", Key="t/hello.txt", Body=b"hello")
     assert s3.get_object(Bucket="warehouse", Key="t/hello.txt")["Body"].read() == b"hello"
     s3.delete_object(Bucket="warehouse", Key="t/hello.txt")
 
 
-def test_servers_listen_on_loopback_only(carbon_stack: StackSession) -> None:
-    for record in carbon_stack.stack.records():
+def test_servers_listen_on_loopback_only(carbon_services: StartServices) -> None:
+    for record in carbon_services("postgres", "s3").stack.records():
         assert record.pid is not None
         listening = [
             c.laddr
@@ -63,28 +63,36 @@ def test_servers_listen_on_loopback_only(carbon_stack: StackSession) -> None:
         assert record.ports[str(record.main_port)] in {addr.port for addr in listening}
 
 
-def test_fresh_database_is_usable(carbon_stack: StackSession, fresh_database: str) -> None:
-    with _pg_connect(carbon_stack.settings("postgres"), fresh_database) as conn:
+def test_fresh_database_is_usable(carbon_services: StartServices, fresh_database: str) -> None:
+    with _pg_connect(carbon_services("postgres").settings("postgres"), fresh_database) as conn:
         conn.execute("CREATE TABLE t (x int)")
         conn.execute("INSERT INTO t VALUES (1), (2)")
         assert conn.execute("SELECT sum(x) FROM t").fetchone() == (3,)
 
 
 def test_fresh_bucket_prefix_is_empty_and_writable(
-    carbon_stack: StackSession, fresh_bucket_prefix: str
+    carbon_services: StartServices, fresh_bucket_prefix: str
 ) -> None:
     assert fresh_bucket_prefix.startswith("s3://scratch/") and fresh_bucket_prefix.endswith("/")
     bucket, prefix = fresh_bucket_prefix.removeprefix("s3://").split("/", 1)
-    s3 = admin_client(carbon_stack.settings("s3"))
+    s3 = admin_client(carbon_services("s3").settings("s3"))
     assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"] == 0
     s3.put_object(Bucket=bucket, Key=f"{prefix}a.parquet", Body=b"x")
 
 
-def test_carbon_env_points_at_the_stack(carbon_env: dict[str, str]) -> None:
+def test_stack_env_sets_the_variables_of_the_services_and_their_dependencies(
+    stack_env: StackEnv,
+) -> None:
+    env = stack_env("postgres")
     assert os.environ["CARBON_POSTGRES__HOST"] == "127.0.0.1"
+    assert env["CARBON_POSTGRES__DATABASE"] == "analytics"
+    assert not any(key.startswith("CARBON_S3__") for key in env)  # s3 was not asked for
+    assert "CARBON_S3__ENDPOINT_URL" not in os.environ
+
+    env = stack_env("s3")
     assert os.environ["CARBON_S3__ENDPOINT_URL"].startswith("http://127.0.0.1:")
-    assert os.environ["CARBON_S3__BUCKET"] == "scratch"
-    assert carbon_env["CARBON_POSTGRES__DATABASE"] == "analytics"
+    assert env["CARBON_S3__BUCKET"] == "scratch"
+    assert os.environ["CARBON_POSTGRES__HOST"] == "127.0.0.1"  # earlier calls add up
 
 
 def test_cli_up_status_env_logs_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,6 +26,7 @@ from carbon_sdk.dev import (
 from carbon_sdk.dev import ports as port_alloc
 from carbon_sdk.dev.progress import PlainProgress, Progress
 from carbon_sdk.dev.service import http_ok
+from carbon_sdk.dev.state import StateDir
 from carbon_sdk.dev.supervisor import dependency_levels
 
 
@@ -77,8 +78,30 @@ class Downloads(Web):
             ctx.downloading(done, 10 * 2**20)
 
 
+class Reads(Web):
+    """Reads its dependency's settings through the context, and writes to the shared dir."""
+
+    name = "reads"
+    depends_on = ("web",)
+
+    def prepare(self, ctx: ServiceContext) -> None:
+        (ctx.shared_dir / "reads.txt").parent.mkdir(parents=True, exist_ok=True)
+        (ctx.shared_dir / "reads.txt").write_text("shared")
+
+    def settings(self, ctx: ServiceContext) -> dict[str, object]:
+        return {**super().settings(ctx), "upstream": ctx.dependency("web")["url"]}
+
+
+class Undeclared(Web):
+    name = "undeclared"
+
+    def prepare(self, ctx: ServiceContext) -> None:
+        ctx.dependency("web")
+
+
 SERVICES: dict[str, Service] = {
-    s.name: s for s in (Web(), Api(), NeverReady(), ExitsEarly(), Downloads())
+    s.name: s
+    for s in (Web(), Api(), NeverReady(), ExitsEarly(), Downloads(), Reads(), Undeclared())
 }
 
 
@@ -185,6 +208,22 @@ def test_dependencies_start_first_and_stop_last(stack: Stack) -> None:
     ]
     stack.down(progress=progress)
     assert progress.events[-2:] == [("stopped", "api"), ("stopped", "web")]
+
+
+def test_a_service_reads_its_dependencies_through_the_context(stack: Stack) -> None:
+    stack.up(["reads"])
+    settings = stack.settings()
+    assert settings["reads"]["upstream"] == settings["web"]["url"]
+    with pytest.raises(DevStackError, match="undeclared needs web running first"):
+        stack.up(["undeclared"])  # web runs, but undeclared does not depend on it
+
+
+def test_purge_removes_the_shared_dir(stack: Stack) -> None:
+    stack.up(["reads"])
+    shared = StateDir(stack.home).shared_dir
+    assert (shared / "reads.txt").read_text() == "shared"
+    stack.down(purge=True)
+    assert not shared.exists()
 
 
 def test_dependency_levels() -> None:

@@ -21,8 +21,9 @@ import trino
 
 from carbon_sdk.dev import DevStackError, ServiceContext
 from carbon_sdk.dev import trino as trino_service
+from carbon_sdk.dev.java import JAVA_HOME_ENV, find_java_home
 from carbon_sdk.dev.progress import Progress
-from carbon_sdk.dev.pytest_plugin import StackSession
+from carbon_sdk.dev.pytest_plugin import StackEnv, StackSession, StartServices
 from carbon_sdk.dev.registry import SERVICES
 from carbon_sdk.dev.s3 import admin_client
 from carbon_sdk.dev.state import ServiceRecord
@@ -51,7 +52,8 @@ def _record(stack: StackSession, name: str) -> ServiceRecord:
 
 @pytest.mark.stack
 @pytest.mark.slow
-def test_trino_is_up_and_reports_its_version(trino_stack: StackSession) -> None:
+def test_trino_is_up_and_reports_its_version(carbon_services: StartServices) -> None:
+    trino_stack = carbon_services("trino")
     settings = trino_stack.settings("trino")
     assert settings["http_scheme"] == "http" and settings["catalog"] == "iceberg"
     info = _info(f"http://{settings['host']}:{settings['port']}/v1/info")
@@ -61,7 +63,8 @@ def test_trino_is_up_and_reports_its_version(trino_stack: StackSession) -> None:
 
 @pytest.mark.stack
 @pytest.mark.slow
-def test_trino_listens_on_loopback_only(trino_stack: StackSession) -> None:
+def test_trino_listens_on_loopback_only(carbon_services: StartServices) -> None:
+    trino_stack = carbon_services("trino")
     record = _record(trino_stack, "trino")
     assert record.pid is not None
     listening = _listening(record.pid)
@@ -72,8 +75,9 @@ def test_trino_listens_on_loopback_only(trino_stack: StackSession) -> None:
 @pytest.mark.stack
 @pytest.mark.slow
 def test_iceberg_round_trip_lands_in_s3_and_the_postgres_catalog(
-    trino_stack: StackSession,
+    carbon_services: StartServices,
 ) -> None:
+    trino_stack = carbon_services("trino")
     settings = trino_stack.settings("trino")
     schema = f"rt_{uuid.uuid4().hex[:12]}"
     cursor = trino.dbapi.connect(
@@ -121,7 +125,8 @@ def test_iceberg_round_trip_lands_in_s3_and_the_postgres_catalog(
 
 @pytest.mark.stack
 @pytest.mark.slow
-def test_up_again_leaves_trino_running(trino_stack: StackSession) -> None:
+def test_up_again_leaves_trino_running(carbon_services: StartServices) -> None:
+    trino_stack = carbon_services("trino")
     pid = _record(trino_stack, "trino").pid
     started = {s.name: s for s in trino_stack.stack.up(["trino"])}
     assert started["trino"].already_running and started["postgres"].already_running
@@ -130,29 +135,34 @@ def test_up_again_leaves_trino_running(trino_stack: StackSession) -> None:
 
 @pytest.mark.stack
 @pytest.mark.slow
-def test_trino_env_exports_the_trino_settings(trino_env: dict[str, str]) -> None:
+def test_stack_env_exports_the_trino_settings(stack_env: StackEnv) -> None:
+    trino_env = stack_env("trino")
     assert os.environ["CARBON_TRINO__HOST"] == "127.0.0.1"
     assert os.environ["CARBON_TRINO__HTTP_SCHEME"] == "http"
     assert trino_env["CARBON_TRINO__CATALOG"] == "iceberg"
     assert "CARBON_TRINO__SCHEMA" not in trino_env
+    assert trino_env["CARBON_POSTGRES__HOST"] == "127.0.0.1"  # and its dependencies
+    assert "CARBON_TRINO_SECURE__HOST" not in trino_env
 
 
 @pytest.mark.stack
 @pytest.mark.slow
 def test_cached_server_is_reused_without_maven(
-    trino_stack: StackSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    carbon_services: StartServices, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    carbon_services("trino")
     assert trino_service.is_cached()
     monkeypatch.setenv("PATH", str(tmp_path))  # no mvn: a download attempt would fail
     recorder = _Recorder()
     server = trino_service.ensure_server(_context(tmp_path, recorder))
-    assert server == trino_service.cache_dir() / "server"
+    assert server == trino_service.server_dir()
     assert recorder.events == []
 
 
 @pytest.mark.stack
 @pytest.mark.slow
-def test_secure_trino_needs_credentials_over_https(trino_secure_stack: StackSession) -> None:
+def test_secure_trino_needs_credentials_over_https(carbon_services: StartServices) -> None:
+    trino_secure_stack = carbon_services("trino_secure")
     from trino.auth import BasicAuthentication, JWTAuthentication
 
     settings = trino_secure_stack.settings("trino_secure")
@@ -200,11 +210,12 @@ def test_explicit_java_home_must_be_new_enough(
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "java").touch()
     (tmp_path / "release").write_text('JAVA_VERSION="17.0.15"\n')
-    monkeypatch.setenv(trino_service.JAVA_HOME_ENV, str(tmp_path))
-    with pytest.raises(DevStackError, match="not a JDK 24 or newer"):
-        trino_service.find_java_home()
+    monkeypatch.setenv(JAVA_HOME_ENV, str(tmp_path))
+    with pytest.raises(DevStackError, match=r"not a JDK 24 or newer .*which Trino 476 needs"):
+        trino_service.java_home()
+    assert find_java_home(17, purpose="Kafka 4.4") == tmp_path
     (tmp_path / "release").write_text('JAVA_VERSION="25.0.3"\n')
-    assert trino_service.find_java_home() == tmp_path
+    assert trino_service.java_home() == tmp_path
 
 
 def test_password_hash_has_trinos_pbkdf2_format() -> None:
@@ -230,6 +241,7 @@ def _context(home: Path, progress: Progress) -> ServiceContext:
         log_path=home / "trino.log",
         ports={},
         secrets={},
+        shared_dir=home / "shared",
         progress=progress,
     )
 
@@ -281,7 +293,7 @@ def test_download_is_atomic_and_cached(tmp_path: Path, monkeypatch: pytest.Monke
     _fake_mvn(bin_dir, repo)
     recorder = _Recorder()
     server = trino_service.ensure_server(_context(tmp_path / "b", recorder), cache)
-    assert server == cache / "server" and trino_service.is_cached(cache)
+    assert server == trino_service.server_dir(cache) and trino_service.is_cached(cache)
     assert os.access(server / "bin" / "launcher", os.X_OK)
     assert sorted(p.name for p in (server / "plugin").iterdir()) == sorted(trino_service.PLUGINS)
     assert recorder.events and recorder.events[-1][0] == sum(

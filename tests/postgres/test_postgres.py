@@ -17,6 +17,7 @@ import pyarrow as pa
 import pytest
 
 from carbon_sdk import AuthFailed, NotFound, QueryError, Unreachable, postgres
+from carbon_sdk.dev.pytest_plugin import StackEnv
 from carbon_sdk.dev.supervisor import Stack
 from carbon_sdk.health import Status, run
 from carbon_sdk.settings.carbon import configure
@@ -37,22 +38,28 @@ select 12.34::numeric(10, 2)                                   as amount,
 """
 
 
-def test_connect_is_configured_from_settings(carbon_env: dict[str, str]) -> None:
+@pytest.fixture
+def postgres_env(stack_env: StackEnv) -> dict[str, str]:
+    """The SDK pointed at the stack's PostgreSQL (``CARBON_POSTGRES__*``)."""
+    return stack_env("postgres")
+
+
+def test_connect_is_configured_from_settings(postgres_env: dict[str, str]) -> None:
     with postgres.connect() as conn:
         assert conn.autocommit is False
         name, db = conn.execute(
             "select current_setting('application_name'), current_database()"
         ).fetchone()  # type: ignore[misc]
     assert name == "carbon-sdk"
-    assert db == carbon_env["CARBON_POSTGRES__DATABASE"]
+    assert db == postgres_env["CARBON_POSTGRES__DATABASE"]
 
 
-def test_connect_override_picks_another_database(carbon_env: object, fresh_database: str) -> None:
+def test_connect_override_picks_another_database(postgres_env: object, fresh_database: str) -> None:
     with postgres.connect(database=fresh_database) as conn:
         assert conn.execute("select current_database()").fetchone() == (fresh_database,)
 
 
-def test_type_matrix_arrow(carbon_env: object) -> None:
+def test_type_matrix_arrow(postgres_env: object) -> None:
     table = postgres.query(TYPES_SQL, as_="arrow")
     schema = {f.name: f.type for f in table.schema}
     assert schema["amount"] == pa.decimal128(10, 2)
@@ -69,7 +76,7 @@ def test_type_matrix_arrow(carbon_env: object) -> None:
     assert row["raw"] == b"\x00\xff"
 
 
-def test_type_matrix_pandas_and_polars(carbon_env: object) -> None:
+def test_type_matrix_pandas_and_polars(postgres_env: object) -> None:
     df = postgres.query(TYPES_SQL)
     assert isinstance(df, pd.DataFrame)
     assert str(df["answer"].dtype) == "Int64"
@@ -82,7 +89,7 @@ def test_type_matrix_pandas_and_polars(carbon_env: object) -> None:
     assert frame.to_dicts() == [{"a": 1, "b": None}]
 
 
-def test_parameters_are_bound_by_the_server(carbon_env: object) -> None:
+def test_parameters_are_bound_by_the_server(postgres_env: object) -> None:
     hostile = "'; drop table if exists victims; --"
     df = postgres.query("select $1::text as s, $2::int + 1 as n", (hostile, 41))
     assert df.loc[0, "s"] == hostile
@@ -91,12 +98,12 @@ def test_parameters_are_bound_by_the_server(carbon_env: object) -> None:
         postgres.query("select $1", "not-a-tuple")  # type: ignore[arg-type]
 
 
-def test_unknown_format_is_rejected(carbon_env: object) -> None:
+def test_unknown_format_is_rejected(postgres_env: object) -> None:
     with pytest.raises(ValueError, match="pandas, arrow, polars"):
         postgres.query("select 1", as_="csv")  # type: ignore[arg-type]
 
 
-def test_iter_batches_streams_with_bounded_memory(carbon_env: object) -> None:
+def test_iter_batches_streams_with_bounded_memory(postgres_env: object) -> None:
     rows, batch_rows = 3_000_000, 100_000
     sql = f"select g as id, repeat('x', 100) as payload from generate_series(1, {rows}) g"
     list(postgres.iter_batches("select 1"))  # load the driver before measuring
@@ -113,7 +120,7 @@ def test_iter_batches_streams_with_bounded_memory(carbon_env: object) -> None:
     assert peak - baseline < whole_result / 2, f"grew {(peak - baseline) / 1e6:.0f} MB"
 
 
-def test_write_modes_and_round_trip(carbon_env: object, fresh_database: str) -> None:
+def test_write_modes_and_round_trip(postgres_env: object, fresh_database: str) -> None:
     df = pd.DataFrame(
         {
             "id": pd.array([1, 2, None], dtype="Int64"),
@@ -140,7 +147,7 @@ def test_write_modes_and_round_trip(carbon_env: object, fresh_database: str) -> 
     assert postgres.query("select * from people", database=fresh_database).columns.tolist() == ["x"]
 
 
-def test_write_in_a_schema(carbon_env: object, fresh_database: str) -> None:
+def test_write_in_a_schema(postgres_env: object, fresh_database: str) -> None:
     with postgres.connect(database=fresh_database, autocommit=True) as conn:
         conn.execute("create schema staging")
     postgres.write(pa.table({"v": [1, 2]}), "t", schema="staging", database=fresh_database)
@@ -150,7 +157,7 @@ def test_write_in_a_schema(carbon_env: object, fresh_database: str) -> None:
     )
 
 
-def test_unsupported_dtype_writes_nothing(carbon_env: object, fresh_database: str) -> None:
+def test_unsupported_dtype_writes_nothing(postgres_env: object, fresh_database: str) -> None:
     postgres.write(pd.DataFrame({"v": [1]}), "keep", database=fresh_database)
     bad = pd.DataFrame({"v": [1, "two", object()]})
     with pytest.raises(TypeError, match="column v"):
@@ -160,7 +167,7 @@ def test_unsupported_dtype_writes_nothing(carbon_env: object, fresh_database: st
     assert postgres.query("select v from keep", database=fresh_database)["v"].tolist() == [1]
 
 
-def test_failed_ingest_rolls_back(carbon_env: object, fresh_database: str) -> None:
+def test_failed_ingest_rolls_back(postgres_env: object, fresh_database: str) -> None:
     """A type mismatch found by the server mid-transaction leaves the table as it was."""
     postgres.write(pa.table({"v": pa.array([1], pa.int32())}), "typed", database=fresh_database)
     with pytest.raises(QueryError):
@@ -172,7 +179,7 @@ def test_failed_ingest_rolls_back(carbon_env: object, fresh_database: str) -> No
     )
 
 
-def test_syntax_error_has_message_and_position(carbon_env: object) -> None:
+def test_syntax_error_has_message_and_position(postgres_env: object) -> None:
     with pytest.raises(QueryError) as info:
         postgres.query("select 1 frm nowhere")
     message = str(info.value)
@@ -180,12 +187,12 @@ def test_syntax_error_has_message_and_position(carbon_env: object) -> None:
     assert "SQLSTATE 42601, position 14" in message
 
 
-def test_missing_table_is_a_query_error(carbon_env: object) -> None:
+def test_missing_table_is_a_query_error(postgres_env: object) -> None:
     with pytest.raises(QueryError, match='relation "no_such_table" does not exist'):
         postgres.query("select * from no_such_table")
 
 
-def test_wrong_password_is_auth_failed_without_the_password(carbon_env: object) -> None:
+def test_wrong_password_is_auth_failed_without_the_password(postgres_env: object) -> None:
     configure(postgres={"password": "canary-wrong-pw"})
     with pytest.raises(AuthFailed) as info:
         postgres.query("select 1")
@@ -196,7 +203,7 @@ def test_wrong_password_is_auth_failed_without_the_password(carbon_env: object) 
     assert "canary-wrong-pw" not in result.detail + (result.hint or "")
 
 
-def test_wrong_port_is_unreachable(carbon_env: object) -> None:
+def test_wrong_port_is_unreachable(postgres_env: object) -> None:
     configure(postgres={"port": 1})
     started = time.monotonic()
     with pytest.raises(Unreachable, match="refused"):
@@ -204,26 +211,26 @@ def test_wrong_port_is_unreachable(carbon_env: object) -> None:
     assert time.monotonic() - started < 5
 
 
-def test_missing_database_is_not_found(carbon_env: object) -> None:
+def test_missing_database_is_not_found(postgres_env: object) -> None:
     with pytest.raises(NotFound, match='database "nope_db" does not exist'):
         postgres.query("select 1", database="nope_db")
 
 
-def test_doctor_reports_version_and_user(carbon_env: dict[str, str]) -> None:
+def test_doctor_reports_version_and_user(postgres_env: dict[str, str]) -> None:
     (result,) = run(["postgres"]).results
     assert result.status is Status.OK, result
     assert result.detail.startswith("PostgreSQL ")
-    assert f"as {carbon_env['CARBON_POSTGRES__USER']}" in result.detail
+    assert f"as {postgres_env['CARBON_POSTGRES__USER']}" in result.detail
 
 
-def test_engine_hides_password_and_works_with_pandas(carbon_env: dict[str, str]) -> None:
+def test_engine_hides_password_and_works_with_pandas(postgres_env: dict[str, str]) -> None:
     engine = postgres.engine()
-    assert carbon_env["CARBON_POSTGRES__PASSWORD"] not in repr(engine.url)
+    assert postgres_env["CARBON_POSTGRES__PASSWORD"] not in repr(engine.url)
     assert pd.read_sql("select 7 as x", engine).loc[0, "x"] == 7
     engine.dispose()
 
 
-def test_pool_replaces_a_connection_killed_mid_query(carbon_env: object) -> None:
+def test_pool_replaces_a_connection_killed_mid_query(postgres_env: object) -> None:
     """A backend terminated mid-query (as a server shutdown does) gives a clear error, and the
     pool hands out a working connection afterwards, not the broken one."""
     with postgres.pool(min_size=1, max_size=1) as pool:

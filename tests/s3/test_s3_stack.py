@@ -16,6 +16,7 @@ import pytest
 
 import carbon_sdk
 from carbon_sdk import AuthFailed, NotFound, Unreachable, s3
+from carbon_sdk.dev.pytest_plugin import StackEnv
 from carbon_sdk.health import Status
 from carbon_sdk.settings.carbon import configure
 
@@ -32,7 +33,13 @@ def _key(url: str) -> tuple[str, str]:
 
 
 @pytest.fixture
-def prefix(carbon_env: dict[str, str], fresh_bucket_prefix: str) -> str:
+def s3_env(stack_env: StackEnv) -> dict[str, str]:
+    """The SDK pointed at the stack's S3 (``CARBON_S3__*``)."""
+    return stack_env("s3")
+
+
+@pytest.fixture
+def prefix(s3_env: dict[str, str], fresh_bucket_prefix: str) -> str:
     """``s3://scratch/<unique>/`` with the SDK pointed at the stack."""
     return fresh_bucket_prefix
 
@@ -158,7 +165,7 @@ def test_presigned_url_downloads_without_credentials(prefix: str) -> None:
 # -- bad input and faults ---------------------------------------------------------------
 
 
-def test_missing_bucket_is_not_found_naming_the_bucket(carbon_env: dict[str, str]) -> None:
+def test_missing_bucket_is_not_found_naming_the_bucket(s3_env: dict[str, str]) -> None:
     missing = "no-such-bucket-carbon"
     for call in (
         lambda: s3.ls(f"s3://{missing}/"),
@@ -218,7 +225,7 @@ def _closed_port() -> int:
         return port
 
 
-def test_wrong_port_is_unreachable_within_the_timeout(carbon_env: dict[str, str]) -> None:
+def test_wrong_port_is_unreachable_within_the_timeout(s3_env: dict[str, str]) -> None:
     configure(
         s3={
             "endpoint_url": f"http://127.0.0.1:{_closed_port()}",
@@ -241,7 +248,7 @@ def silent_server() -> Iterator[int]:
 
 
 def test_silent_server_is_unreachable_after_request_timeout(
-    carbon_env: dict[str, str], silent_server: int
+    s3_env: dict[str, str], silent_server: int
 ) -> None:
     configure(
         s3={
@@ -256,7 +263,7 @@ def test_silent_server_is_unreachable_after_request_timeout(
     assert time.monotonic() - started < 5
 
 
-def test_doctor_ok_then_auth_failed(carbon_env: dict[str, str]) -> None:
+def test_doctor_ok_then_auth_failed(s3_env: dict[str, str]) -> None:
     result = carbon_sdk.doctor("s3").results[0]
     assert result.status is Status.OK, result.detail
     assert "default scratch ok" in result.detail
@@ -264,10 +271,10 @@ def test_doctor_ok_then_auth_failed(carbon_env: dict[str, str]) -> None:
     result = carbon_sdk.doctor("s3").results[0]
     assert result.status is Status.AUTH_FAILED
     assert "s3.secret_access_key" in result.detail
-    assert carbon_env["CARBON_S3__SECRET_ACCESS_KEY"] not in result.detail
+    assert s3_env["CARBON_S3__SECRET_ACCESS_KEY"] not in result.detail
 
 
-def test_doctor_names_a_missing_default_bucket(carbon_env: dict[str, str]) -> None:
+def test_doctor_names_a_missing_default_bucket(s3_env: dict[str, str]) -> None:
     configure(s3={"bucket": "no-such-default-bucket"})
     result = carbon_sdk.doctor("s3").results[0]
     assert result.status is Status.MISCONFIGURED

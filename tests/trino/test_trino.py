@@ -21,6 +21,7 @@ import pyarrow as pa
 import pytest
 
 from carbon_sdk import AuthFailed, ConfigurationError, QueryError, TLSError, Unreachable, trino
+from carbon_sdk.dev.pytest_plugin import StackEnv, StartServices
 from carbon_sdk.dev.trino import mint_jwt
 from carbon_sdk.health import Status, run
 from carbon_sdk.settings.carbon import configure
@@ -47,6 +48,12 @@ select decimal '12.34'                                              as amount,
 
 
 # ---- plain server -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def trino_env(stack_env: StackEnv) -> dict[str, str]:
+    """The SDK pointed at the stack's plain-HTTP Trino (``CARBON_TRINO__*``)."""
+    return stack_env("trino")
 
 
 def test_type_matrix_arrow(trino_env: object) -> None:
@@ -262,9 +269,9 @@ def test_iceberg_round_trip(trino_env: object) -> None:
 
 
 @pytest.fixture
-def secure(trino_secure_stack: Any) -> dict[str, Any]:
+def secure(carbon_services: StartServices) -> dict[str, Any]:
     """The https server's settings: host, port, ca_bundle, user, password, jwt_key."""
-    values = dict(trino_secure_stack.settings("trino_secure"))
+    values = dict(carbon_services("trino_secure").settings("trino_secure"))
     configure(
         trino={
             "host": values["host"],
