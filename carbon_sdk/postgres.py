@@ -95,8 +95,9 @@ class PostgresSettings(ServiceSettings):
 
     @property
     def endpoint(self) -> str:
-        """``host:port/database``, without credentials."""
-        return f"{self.host}:{self.port}/{self.dbname}"
+        """``host:port/database`` (an IPv6 host in brackets), without credentials."""
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        return f"{host}:{self.port}/{self.dbname}"
 
     def libpq_params(self) -> dict[str, Any]:
         """libpq connection parameters (the password unwrapped here, for the client only)."""

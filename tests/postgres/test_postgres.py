@@ -274,3 +274,50 @@ def test_server_stopped_mid_query(own_postgres: Stack) -> None:
     assert "terminat" in str(info.value).lower() or "shut" in str(info.value).lower()
     with pytest.raises(Unreachable):
         postgres.query("select 1")
+
+
+# -- hardening: errors that name the cause, IPv6, dotted names ----------------------------------
+
+
+def test_pool_with_a_wrong_password_says_so(postgres_env: object) -> None:
+    started = time.monotonic()
+    with pytest.raises(AuthFailed, match=r"postgres\.password"):
+        postgres.pool(password="wrong", connect_timeout=3)
+    assert time.monotonic() - started < 3  # not a PoolTimeout after the pool's wait
+
+
+def test_engine_errors_are_carbon_errors(postgres_env: object) -> None:
+    import sqlalchemy
+
+    with pytest.raises(AuthFailed) as auth:
+        postgres.engine(password="wrong").connect()
+    import psycopg
+
+    assert isinstance(auth.value.__cause__, sqlalchemy.exc.DBAPIError | psycopg.Error)
+    with postgres.engine().connect() as conn, pytest.raises(QueryError, match="42P01"):
+        conn.execute(sqlalchemy.text("select * from no_such_table"))
+
+
+def test_ipv6_loopback_host_works_everywhere(postgres_env: dict[str, str]) -> None:
+    import socket
+
+    probe = socket.socket(socket.AF_INET6)
+    try:
+        probe.connect(("::1", int(postgres_env["CARBON_POSTGRES__PORT"])))
+    except OSError:
+        # the stack's server listens on 127.0.0.1 only: the address must reach libpq intact
+        with pytest.raises(Unreachable, match=r"::1"):
+            postgres.query("select 1", host="::1")
+        return
+    finally:
+        probe.close()
+    assert postgres.query("select 1 as x", host="::1")["x"].tolist() == [1]
+
+
+def test_write_accepts_schema_dot_table(postgres_env: object, fresh_database: str) -> None:
+    with postgres.connect(database=fresh_database, autocommit=True) as conn:
+        conn.execute("create schema staging")
+    written = postgres.write(pd.DataFrame({"c": ["a"]}), "staging.cities", database=fresh_database)
+    assert written == 1
+    got = postgres.query("select c from staging.cities", database=fresh_database)
+    assert got["c"].tolist() == ["a"]

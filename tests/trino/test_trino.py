@@ -419,3 +419,11 @@ def test_jupyterhub_without_a_valid_token_is_auth_failed(
     with pytest.raises(AuthFailed) as info:
         trino.query("select 1")
     assert hub.tokens[0] not in str(info.value)
+
+
+def test_basic_auth_over_http_names_our_setting_not_the_clients(trino_env: object) -> None:
+    configure(trino={"auth": "basic", "password": "pw"})
+    with pytest.raises(ConfigurationError) as info:
+        trino.query("select 1")
+    assert "trino.http_scheme=https" in str(info.value)
+    assert "allow_insecure_auth" not in str(info.value)
