@@ -20,6 +20,12 @@ OUT = HERE / "executed"
 CELL_TIMEOUT = 300
 
 
+def services(path: Path) -> list[str]:
+    """The stack services a notebook needs: its metadata ``{"carbon": {"services": [...]}}``."""
+    notebook = nbformat.read(path, as_version=4)
+    return list(notebook.metadata.get("carbon", {}).get("services", []))
+
+
 def execute(path: Path, out_dir: Path = OUT) -> float:
     """Run every cell of ``path``; returns seconds taken, raises on the first failing cell."""
     notebook = nbformat.read(path, as_version=4)

@@ -20,5 +20,7 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
 def test_notebook_runs(path: Path, stack_env: StackEnv, tmp_path: Path) -> None:
-    stack_env("trino")  # with its dependencies postgres and s3
+    needed = runner.services(path)
+    assert needed, f"{path.name}: declare the stack services it needs in its metadata"
+    stack_env(*needed)
     runner.execute(path, out_dir=tmp_path)
