@@ -8,14 +8,21 @@ mapped to a status here, once for all connectors.
 from __future__ import annotations
 
 import json
+import multiprocessing
+import multiprocessing.connection
+import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from carbon_sdk._redact import redact
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
 from carbon_sdk._registry import CONNECTORS, Connector, connector
 from carbon_sdk.errors import (
     AuthFailed,
@@ -168,20 +175,52 @@ def run_check(entry: Connector, timeout: float) -> CheckResult:
     )
 
 
+Isolation = Literal["auto", "process", "thread"]
+
+
 def run(
     services: Iterable[str] = (),
     *,
     timeout: float = DEFAULT_TIMEOUT,
     require: Sequence[str] = (),
+    isolation: Isolation = "auto",
 ) -> DoctorReport:
     """Check ``services`` (default: all) concurrently; each is cut off after ``timeout`` s.
 
-    Checks run in daemon threads, so one that hangs past the deadline is reported as
-    unreachable and abandoned; the call returns within ``timeout`` plus a small margin.
+    Each check runs in a process of its own when the caller is single-threaded (the CLI):
+    importing the client libraries, most of a check's time, then runs on every core instead of
+    one after another under the GIL, and a check that hangs past the deadline is killed. In a
+    multi-threaded process (a notebook kernel), where forking is unsafe, checks run in daemon
+    threads and one that hangs is abandoned. Either way the call returns within ``timeout``
+    plus a small margin.
     """
     entries = [connector(name) for name in services] or list(CONNECTORS.values())
     for name in require:
         connector(name)
+    if isolation == "auto":
+        isolation = "process" if _can_fork() else "thread"
+    runner = _in_processes if isolation == "process" else _in_threads
+    results = runner(entries, timeout)
+    ordered = [results.get(e.name) or _no_answer(e, timeout) for e in entries]
+    return DoctorReport(ordered, frozenset(require), timeout)
+
+
+def _can_fork() -> bool:
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+def _no_answer(entry: Connector, timeout: float) -> CheckResult:
+    return CheckResult(
+        entry.name,
+        Status.UNREACHABLE,
+        timeout * 1000,
+        f"no answer within {timeout:g} s",
+        "is the service running and reachable? raise --timeout if it is slow: "
+        f"carbon-sdk config show {entry.name}",
+    )
+
+
+def _in_threads(entries: list[Connector], timeout: float) -> dict[str, CheckResult]:
     results: dict[str, CheckResult] = {}
 
     def work(entry: Connector) -> None:
@@ -193,16 +232,37 @@ def run(
         thread.start()
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
-    ordered = [
-        results.get(e.name)
-        or CheckResult(
-            e.name,
-            Status.UNREACHABLE,
-            timeout * 1000,
-            f"no answer within {timeout:g} s",
-            f"is the service running and reachable? raise --timeout if it is slow: "
-            f"carbon-sdk config show {e.name}",
-        )
-        for e in entries
-    ]
-    return DoctorReport(ordered, frozenset(require), timeout)
+    return results
+
+
+def _in_processes(entries: list[Connector], timeout: float) -> dict[str, CheckResult]:
+    context = multiprocessing.get_context("fork")
+    pending: dict[Connection[Any, CheckResult], tuple[Connector, Any]] = {}
+    for entry in entries:
+        reader, writer = context.Pipe(duplex=False)
+        process = context.Process(target=_child, args=(entry, timeout, writer), daemon=True)
+        process.start()
+        writer.close()
+        pending[reader] = (entry, process)
+    results: dict[str, CheckResult] = {}
+    deadline = time.monotonic() + timeout
+    while pending and (left := deadline - time.monotonic()) > 0:
+        ready = set(multiprocessing.connection.wait(list(pending), left))
+        for reader in [r for r in pending if r in ready]:
+            entry, process = pending.pop(reader)
+            try:
+                results[entry.name] = reader.recv()
+            except EOFError:
+                results[entry.name] = CheckResult(
+                    entry.name, Status.ERROR, detail="the check's process ended without a result"
+                )
+            process.join()
+    for _entry, process in pending.values():  # past the deadline: end them, they are ours
+        process.kill()
+        process.join()
+    return results
+
+
+def _child(entry: Connector, timeout: float, writer: Any) -> None:
+    writer.send(run_check(entry, timeout))
+    writer.close()

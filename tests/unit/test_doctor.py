@@ -13,13 +13,14 @@ import time
 from collections.abc import Iterator
 from contextlib import closing
 
+import psutil
 import pytest
 
 from carbon_sdk import doctor as run_doctor
 from carbon_sdk import postgres
 from carbon_sdk._registry import CONNECTORS
 from carbon_sdk.errors import ConfigurationError
-from carbon_sdk.health import Status
+from carbon_sdk.health import Status, run
 from carbon_sdk.settings.carbon import configure
 
 TIMEOUT = 2.0
@@ -102,7 +103,11 @@ def test_broken_endpoints_fail_within_timeout(behaviour: str, endpoints: dict[st
     assert "canary-doctor-pw" not in report.to_json()
 
 
-def test_checks_run_concurrently(monkeypatch: pytest.MonkeyPatch) -> None:
+ISOLATIONS = pytest.mark.parametrize("isolation", ["process", "thread"])
+
+
+@ISOLATIONS
+def test_checks_run_concurrently(monkeypatch: pytest.MonkeyPatch, isolation: str) -> None:
     """Three checks that each take 1.5 s finish together in well under 3 x 1.5 s."""
 
     def slow(_settings: object) -> str:
@@ -112,20 +117,25 @@ def test_checks_run_concurrently(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(postgres, "check", slow)
     configure(postgres={"host": "127.0.0.1", "user": "u"})
     started = time.monotonic()
-    report = run_doctor("postgres", "postgres", "postgres", timeout=TIMEOUT)
+    report = run(["postgres"] * 3, timeout=TIMEOUT, isolation=isolation)
     assert time.monotonic() - started < 2.5
     assert [r.status for r in report.results] == [Status.OK] * 3
 
 
-def test_hanging_check_is_cut_off_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+@ISOLATIONS
+def test_hanging_check_is_cut_off_at_the_deadline(
+    monkeypatch: pytest.MonkeyPatch, isolation: str
+) -> None:
     monkeypatch.setattr(postgres, "check", lambda _s: time.sleep(30))
     configure(postgres={"host": "127.0.0.1", "user": "u"})
     started = time.monotonic()
-    report = run_doctor("postgres", timeout=1.0)
+    report = run(["postgres"], timeout=1.0, isolation=isolation)
     assert time.monotonic() - started < 2.0
     (result,) = report.results
     assert result.status is Status.UNREACHABLE
     assert "no answer within 1 s" in result.detail
+    if isolation == "process":  # the hanging check's process was ended, not left behind
+        assert not psutil.Process().children(recursive=True)
 
 
 def test_a_bug_in_a_check_is_reported_as_error(monkeypatch: pytest.MonkeyPatch) -> None:
