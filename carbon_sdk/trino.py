@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr
 
-from carbon_sdk import __version__
+from carbon_sdk import __version__, _auth
 from carbon_sdk._lazy import import_client
 from carbon_sdk._progress import progress_bar
 from carbon_sdk._redact import redact
@@ -278,38 +278,11 @@ class _Authentication:
 
 
 def hub_access_token(settings: TrinoSettings) -> str:
-    """The user's current OAuth access token from the JupyterHub API (``auth_state``)."""
-    requests_mod = import_client("requests", SERVICE)
-    api_url = os.environ.get("JUPYTERHUB_API_URL")
-    api_token = os.environ.get("JUPYTERHUB_API_TOKEN")
-    if not (api_url and api_token):
-        raise ConfigurationError(
-            "trino.auth=jupyterhub needs JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN (set by "
-            "JupyterHub in single-user servers); outside a hub use auth=jwt or auth=basic"
-        )
-    url = f"{api_url.rstrip('/')}/user"
-    try:
-        response = requests_mod.get(
-            url,
-            headers={"Authorization": f"token {api_token}"},
-            timeout=(settings.connect_timeout, settings.request_timeout),
-        )
-    except requests_mod.RequestException as exc:
-        raise Unreachable("jupyterhub", api_url, _short(redact(str(exc), [api_token]))) from None
-    if response.status_code in (401, 403):
-        raise AuthFailed(
-            "jupyterhub", api_url, f"{response.status_code} reading {url} (JUPYTERHUB_API_TOKEN)"
-        )
-    if not response.ok:
-        raise ServiceError("jupyterhub", api_url, f"{response.status_code} reading {url}")
-    token = ((response.json() or {}).get("auth_state") or {}).get("access_token")
-    if not token:
-        raise ConfigurationError(
-            f"jupyterhub: {url} has no auth_state.access_token (the hub needs "
-            "enable_auth_state and an OAuth authenticator; the token needs the "
-            "admin:auth_state or access:servers scope)"
-        )
-    return str(token)
+    """The user's current OAuth access token from the hub's ``auth_state`` (see
+    :func:`carbon_sdk._auth.hub_access_token`), with the connector's timeouts."""
+    return _auth.hub_access_token(
+        connect_timeout=settings.connect_timeout, request_timeout=settings.request_timeout
+    )
 
 
 def _jwt(settings: TrinoSettings) -> str:

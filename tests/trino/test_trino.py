@@ -335,7 +335,8 @@ def test_credentials_over_http_are_refused(trino_env: object) -> None:
 
 
 class _Hub(BaseHTTPRequestHandler):
-    """The JupyterHub REST API's ``GET /hub/api/user`` (not Trino): hands out queued tokens."""
+    """The JupyterHub REST API's ``GET /hub/api/users/carbon`` (not Trino): hands out queued
+    tokens. The real hub is tested in tests/dev/test_jupyterhub.py."""
 
     api_token = "hub-api-token"
     tokens: list[str] = []
@@ -343,7 +344,7 @@ class _Hub(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if (
-            self.path != "/hub/api/user"
+            self.path != "/hub/api/users/carbon"
             or self.headers["Authorization"] != f"token {self.api_token}"
         ):
             self.send_response(403)
