@@ -63,7 +63,8 @@ def hub_access_token(
     if not name:
         raise ServiceError(SERVICE, api_url, "GET /user answered without a user name")
     model = hub.get(f"/users/{urllib.parse.quote(name, safe='')}")
-    token = (model.get("auth_state") or {}).get("access_token")
+    auth_state = model.get("auth_state")
+    token = auth_state.get("access_token") if isinstance(auth_state, dict) else None
     if not token:
         raise ConfigurationError(
             f"jupyterhub: the user model of {name!r} has no auth_state.access_token: {_HUB_FIX}"
