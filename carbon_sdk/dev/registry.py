@@ -6,6 +6,7 @@ subclass and add one line below.
 
 from __future__ import annotations
 
+from .jupyterhub import JupyterHubService
 from .postgres import PostgresService
 from .s3 import S3Service
 from .service import Service
@@ -18,5 +19,6 @@ SERVICES: dict[str, Service] = {
         S3Service(),
         TrinoService(),
         SecureTrinoService(),
+        JupyterHubService(),
     )
 }

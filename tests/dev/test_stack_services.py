@@ -53,9 +53,11 @@ def test_s3_has_the_platform_buckets_and_round_trips(carbon_services: StartServi
 def test_servers_listen_on_loopback_only(carbon_services: StartServices) -> None:
     for record in carbon_services("postgres", "s3").stack.records():
         assert record.pid is not None
+        server = psutil.Process(record.pid)  # with its children (the hub's proxy and servers)
         listening = [
             c.laddr
-            for c in psutil.Process(record.pid).net_connections(kind="inet")
+            for p in (server, *server.children(recursive=True))
+            for c in p.net_connections(kind="inet")
             if c.status == psutil.CONN_LISTEN
         ]
         assert listening, record.name
