@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
@@ -22,6 +23,7 @@ from carbon_sdk._lazy import import_client
 from carbon_sdk._log import client_created
 from carbon_sdk._redact import redact
 from carbon_sdk._tables import TableFormat, check_format, convert, to_arrow
+from carbon_sdk._timeouts import Waited
 from carbon_sdk.errors import (
     AuthFailed,
     CarbonError,
@@ -99,6 +101,11 @@ class PostgresSettings(ServiceSettings):
         host = f"[{self.host}]" if self.host and ":" in self.host else self.host
         return f"{host}:{self.port}/{self.dbname}"
 
+    @property
+    def libpq_connect_timeout(self) -> int:
+        """``connect_timeout`` as libpq takes it: whole seconds, at least 2."""
+        return max(2, round(self.connect_timeout))
+
     def libpq_params(self) -> dict[str, Any]:
         """libpq connection parameters (the password unwrapped here, for the client only)."""
         self.require()
@@ -110,7 +117,7 @@ class PostgresSettings(ServiceSettings):
             "password": self.secret("password"),
             "sslmode": self.sslmode if self.verify else "require",
             "application_name": self.application_name,
-            "connect_timeout": max(2, round(self.connect_timeout)),  # libpq's minimum is 2 s
+            "connect_timeout": self.libpq_connect_timeout,
         }
         if self.ca_bundle and self.verify:
             params["sslrootcert"] = str(self.ca_bundle)
@@ -171,9 +178,12 @@ def _position(exc: Exception) -> str | None:
     return None
 
 
-def classify(exc: Exception, settings: PostgresSettings) -> CarbonError:
+def classify(
+    exc: Exception, settings: PostgresSettings, elapsed: float | None = None
+) -> CarbonError:
     """Turn a psycopg, ADBC or SQLAlchemy error into the carbon-sdk error saying what went wrong
-    (by SQLSTATE first, see :data:`ERRORS`); secrets never appear in the message."""
+    (by SQLSTATE first, see :data:`ERRORS`); secrets never appear in the message. ``elapsed``:
+    seconds the failed call took, stated when the connection timed out."""
     cause = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error
     text = redact(str(cause).strip() or type(cause).__name__, settings.secret_values())
     text = re.sub(r"^[A-Z_]+: (\[libpq\] )?", "", text)  # ADBC's status code prefix
@@ -189,16 +199,20 @@ def classify(exc: Exception, settings: PostgresSettings) -> CarbonError:
         detail = text.split("\n\nQuery was:")[0]
         code = f"SQLSTATE {state}{where}" if state else "rejected by the server"
         return QueryError(SERVICE, settings.endpoint, f"{detail} ({code})")
+    if elapsed is not None and "timeout expired" in first:
+        first = f"{Waited(settings.libpq_connect_timeout, elapsed)}: {first}"
     error = cast("type[ServiceError]", rule.error)
     return error(SERVICE, settings.endpoint, f"{first} ({rule.fix})" if rule.fix else first)
 
 
 @contextmanager
 def _errors(settings: PostgresSettings, *client_errors: type[BaseException]) -> Iterator[None]:
+    started = time.monotonic()
     try:
         yield
     except client_errors as exc:
-        raise classify(exc, settings) from None  # type: ignore[arg-type]
+        elapsed = time.monotonic() - started
+        raise classify(exc, settings, elapsed) from None  # type: ignore[arg-type]
 
 
 # ---- clients --------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 
@@ -38,6 +39,7 @@ from carbon_sdk._log import client_created
 from carbon_sdk._progress import Update, progress_bar
 from carbon_sdk._redact import redact
 from carbon_sdk._tables import TableFormat, check_format, convert, to_arrow
+from carbon_sdk._timeouts import Deadline, Waited, budget, first_wait, mark, waited_on
 from carbon_sdk.errors import (
     AuthFailed,
     ConfigurationError,
@@ -213,15 +215,23 @@ def _classify(
     if rule.error is TLSError:
         return TLSError, f"{exc}; {_fix(settings, 'ca_bundle', 'verify')}"
     if rule.error is Unreachable:
-        if isinstance(exc, exceptions.ReadTimeoutError):
-            waited = f"no answer within {settings.request_timeout:g} s"
-            return Unreachable, f"{waited}; {_fix(settings, 'endpoint_url', 'request_timeout')}"
-        return Unreachable, f"{exc}; {_fix(settings, 'endpoint_url')}"
+        return Unreachable, _unreachable(exc, settings)
     if rule.error is AuthFailed:
         return _denied(message, settings, bucket, key, wrong_key=rule.fix != "denied")
     if code == "NoSuchBucket" or "NO_SUCH_BUCKET" in str(exc) or key is None:
         return _missing(settings, bucket, None, code or "not found")
     return _missing(settings, bucket, key, code or "not found")
+
+
+def _unreachable(exc: BaseException, settings: S3Settings) -> str:
+    """What timed out or failed, with the time really waited when the client recorded it."""
+    exceptions = import_client("botocore.exceptions", "s3")
+    waited = waited_on(exc)
+    if isinstance(exc, exceptions.ReadTimeoutError):
+        said = str(waited) if waited else f"no answer within {settings.request_timeout:g} s"
+        return f"{said}; {_fix(settings, 'endpoint_url', 'connect_timeout', 'request_timeout')}"
+    said = f"{exc} (waited {waited.elapsed:.1f} s)" if waited else str(exc)
+    return f"{said}; {_fix(settings, 'endpoint_url')}"
 
 
 def _denied(
@@ -294,6 +304,77 @@ def _boto_kwargs(settings: S3Settings) -> dict[str, Any]:
     }
 
 
+_DEADLINE = "carbon_sdk.deadline"
+
+
+class _Bounds:
+    """The call bounds (docs/configuration.md, "What bounds a call") of one botocore client,
+    applied through its events.
+
+    botocore fixes a client's read timeout (``request_timeout``) for every request, so before
+    the client's first request :meth:`first_byte` sends an unsigned ``HEAD /`` to the endpoint
+    on a connection of its own, through botocore's HTTP session with the client's TLS and proxy
+    settings and ``connect_timeout`` for both the connection and the first byte; any HTTP answer
+    counts. A request's attempts share one :class:`~carbon_sdk._timeouts.Deadline`:
+    :meth:`retry` vetoes botocore's retries once it has passed (an attempt already running is
+    not cut short) and records the time waited on the error.
+    """
+
+    def __init__(self, settings: S3Settings) -> None:
+        self.settings = settings
+        self.answered = False
+
+    def register(self, events: Any) -> None:
+        """Hook into a client's event system (``client.meta.events``)."""
+        events.register(f"before-call.{SERVICE}", self.start)
+        events.register(f"before-send.{SERVICE}", self.first_byte)
+        events.register_first(f"needs-retry.{SERVICE}", self.retry)
+
+    def start(self, context: dict[str, Any], **kwargs: Any) -> None:
+        """Start the deadline of a request (before its first attempt)."""
+        context[_DEADLINE] = Deadline(budget(self.settings, answered=self.answered))
+
+    def first_byte(self, request: Any, **kwargs: Any) -> None:
+        """Until the endpoint has answered once: check it answers within ``connect_timeout``."""
+        if self.answered:
+            return
+        httpsession = import_client("botocore.httpsession", "s3")
+        awsrequest = import_client("botocore.awsrequest", "s3")
+        utils = import_client("botocore.utils", "s3")
+        scheme, netloc, *_ = urlsplit(request.url)
+        base = f"{scheme}://{netloc}/"
+        timeout = self.settings.connect_timeout
+        session = httpsession.URLLib3Session(
+            verify=self.settings.tls_verify(),
+            proxies=utils.get_environ_proxies(base),
+            timeout=(timeout, timeout),
+        )
+        try:
+            session.send(awsrequest.AWSRequest(method="HEAD", url=base).prepare())
+        finally:
+            session.close()
+        self.answered = True
+
+    def retry(
+        self, request_dict: dict[str, Any], caught_exception: BaseException | None, **kwargs: Any
+    ) -> bool | None:
+        """``False`` (no retry) once the request's deadline has passed, else None (botocore's
+        retry policy decides); records the time waited on a failed attempt's exception."""
+        deadline = request_dict.get("context", {}).get(_DEADLINE)
+        if not isinstance(deadline, Deadline):
+            return None
+        if caught_exception is not None:
+            wait = first_wait(self.settings, answered=self.answered)
+            mark(caught_exception, Waited(wait, deadline.elapsed()))
+        return False if deadline.expired else None
+
+
+def _bounded(boto_client: Any, settings: S3Settings) -> Any:
+    """``boto_client`` with :class:`_Bounds` applied."""
+    _Bounds(settings).register(boto_client.meta.events)
+    return boto_client
+
+
 def client(**overrides: Any) -> Any:
     """A new boto3 S3 client configured for the platform's object store.
 
@@ -307,7 +388,7 @@ def client(**overrides: Any) -> Any:
 def _client(settings: S3Settings) -> Any:
     settings.require()
     boto3 = import_client("boto3", "s3")
-    return boto3.session.Session().client("s3", **_boto_kwargs(settings))
+    return _bounded(boto3.session.Session().client("s3", **_boto_kwargs(settings)), settings)
 
 
 @functools.lru_cache(maxsize=8)
@@ -321,7 +402,9 @@ def resource(**overrides: Any) -> Any:
     """A boto3 S3 service resource (``resource().Bucket("x").objects.all()``), same settings."""
     settings = _settings(**overrides)
     boto3 = import_client("boto3", "s3")
-    return boto3.session.Session().resource("s3", **_boto_kwargs(settings))
+    created = boto3.session.Session().resource("s3", **_boto_kwargs(settings))
+    _bounded(created.meta.client, settings)
+    return created
 
 
 def storage_options(**overrides: Any) -> dict[str, Any]:

@@ -157,6 +157,7 @@ ERRORS = ErrorTable(
         "is it running? check trino.host, trino.port and trino.connect_timeout",
         types=("requests.exceptions.ConnectionError", "requests.exceptions.Timeout"),
         text=(
+            "no answer within",
             "timed out",
             "refused",
             "name or service not known",
@@ -313,7 +314,11 @@ def _hub_token(settings: TrinoSettings) -> CachedToken:
 
 
 def _http_session(settings: TrinoSettings) -> requests.Session:
-    """A requests session with the configured TLS verification.
+    """A requests session with the configured TLS verification and call bounds.
+
+    Its :class:`~carbon_sdk._http.DeadlineAdapter` sets every request's timeouts: the first
+    answer within ``connect_timeout``, later waits within ``request_timeout``, and the trino
+    client's retries of one request within one deadline (see docs/configuration.md).
 
     ``trust_env`` is off: otherwise ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` silently replace
     ``verify`` (requests' ``merge_environment_settings``), and the configured CA bundle is never
@@ -325,6 +330,11 @@ def _http_session(settings: TrinoSettings) -> requests.Session:
     session.trust_env = False
     session.verify = settings.tls_verify()
     session.proxies.update(requests_mod.utils.get_environ_proxies(settings.base_url))
+    from carbon_sdk._http import DeadlineAdapter  # imports requests: only once it is there
+
+    adapter = DeadlineAdapter(settings)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return session
 
 

@@ -46,20 +46,23 @@ class ServiceSettings(BaseSettings):
         gt=0,
         le=3600,
         allow_inf_nan=False,
-        description="Seconds until the first byte of a new connection must arrive.",
+        description="Seconds to establish a connection, including the first byte of the server's "
+        "answer to its first request (see 'What bounds a call' in docs/configuration.md).",
     )
     request_timeout: float = Field(
         300.0,
         gt=0,
         le=86400,
         allow_inf_nan=False,
-        description="Seconds to wait for one request or poll (not a whole query).",
+        description="Seconds for each later wait on a connection that has answered (one request "
+        "or poll, not a whole query).",
     )
     max_attempts: int = Field(
         3,
         ge=1,
         le=20,
-        description="Attempts per idempotent request before giving up (with backoff).",
+        description="Attempts per request (with backoff); all attempts share one deadline: "
+        "connect_timeout until the service has answered, then connect_timeout + request_timeout.",
     )
     ca_bundle: Path | None = Field(
         None, description="PEM file of the CA that signed the service's certificate."

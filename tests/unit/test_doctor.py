@@ -7,14 +7,12 @@ servers here are deliberately broken endpoints, not imitations of PostgreSQL or 
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import closing
 
 import psutil
 import pytest
+from listeners import Endpoint, closed_port
 
 from carbon_sdk import doctor as run_doctor
 from carbon_sdk import postgres
@@ -24,43 +22,6 @@ from carbon_sdk.health import Status, run
 from carbon_sdk.settings.carbon import configure
 
 TIMEOUT = 2.0
-
-
-def closed_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Endpoint:
-    """A listening socket on 127.0.0.1 that treats every connection with ``behaviour``."""
-
-    def __init__(self, behaviour: str) -> None:
-        self.behaviour = behaviour
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
-        self.held: list[socket.socket] = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            if self.behaviour == "garbage":
-                conn.sendall(b"\x00\xffNOT A PROTOCOL\r\n\r\n" * 4)
-                conn.close()
-            else:  # "hang": accept, keep the connection open, never answer
-                self.held.append(conn)
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.held:
-            conn.close()
 
 
 @pytest.fixture

@@ -1,0 +1,88 @@
+"""What bounds a call (docs/configuration.md): every connector, through its real client library
+over the network, against a listener that accepts connections and never answers."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from listeners import Endpoint, closed_port
+
+from carbon_sdk import postgres, s3, trino
+from carbon_sdk.errors import Unreachable
+from carbon_sdk.settings.carbon import configure
+
+CONNECT_TIMEOUT = 2.0
+# generous for a loaded 2-core machine; without the shared deadline the calls took 10-900 s
+BOUND = 2 * CONNECT_TIMEOUT + 1.5
+
+CALLS: dict[str, Callable[[], Any]] = {
+    "postgres-psycopg": postgres.connect,
+    "postgres-adbc": lambda: postgres.query("select 1"),
+    "s3": lambda: s3.ls("s3://scratch/"),
+    "trino": lambda: trino.query("select 1", progress=False),
+}
+
+
+def point_at(port: int, **bounds: float) -> None:
+    configure(
+        postgres={"host": "127.0.0.1", "port": port, "user": "u", "password": "pw-x1", **bounds},
+        s3={
+            "endpoint_url": f"http://127.0.0.1:{port}",
+            "access_key_id": "AKIA",
+            "secret_access_key": "sk-x1",
+            **bounds,
+        },
+        trino={"host": "127.0.0.1", "port": port, "user": "u", **bounds},
+    )
+
+
+@pytest.fixture
+def hang() -> Iterator[Endpoint]:
+    endpoint = Endpoint("hang")
+    yield endpoint
+    endpoint.close()
+
+
+def timed_failure(name: str) -> tuple[float, str]:
+    """The seconds call ``name`` took to raise Unreachable, and its message."""
+    started = time.monotonic()
+    with pytest.raises(Unreachable) as info:
+        CALLS[name]()
+    return time.monotonic() - started, str(info.value)
+
+
+def warm_up(name: str) -> None:
+    """Import the call's client libraries (seconds on a loaded machine) before timing it."""
+    point_at(closed_port())
+    with pytest.raises(Unreachable):
+        CALLS[name]()
+
+
+def waited(message: str) -> float:
+    match = re.search(r"no answer within [\d.]+ s \(waited (\d+\.\d) s\)", message)
+    assert match, message
+    return float(match.group(1))
+
+
+@pytest.mark.parametrize("name", CALLS)
+def test_a_silent_endpoint_fails_within_connect_timeout(name: str, hang: Endpoint) -> None:
+    warm_up(name)
+    point_at(hang.port, connect_timeout=CONNECT_TIMEOUT)  # request_timeout 300, max_attempts 3
+    elapsed, message = timed_failure(name)
+    assert CONNECT_TIMEOUT - 0.1 <= elapsed < BOUND, message
+    # the time waited on the endpoint, not counting local work such as creating a boto3 client
+    assert CONNECT_TIMEOUT - 0.1 <= waited(message) <= elapsed + 0.1, (elapsed, message)
+
+
+@pytest.mark.parametrize("name", CALLS)
+def test_retries_share_one_deadline(name: str, hang: Endpoint) -> None:
+    """Five attempts of 1 s each would take over 5 s; the silent endpoint sees one attempt."""
+    warm_up(name)
+    point_at(hang.port, connect_timeout=CONNECT_TIMEOUT, request_timeout=1.0, max_attempts=5)
+    elapsed, message = timed_failure(name)
+    assert elapsed < 4.5, message
+    assert hang.accepted == 1, f"{hang.accepted} connections: {message}"
