@@ -1,5 +1,5 @@
 """The canary sweep's tally: every test of tests/security adds its checks to one
-:class:`Sweep`, and the run's terminal summary reports the totals (also under ``make test``)."""
+:class:`Sweep`, whose totals the run's terminal summary reports (also under ``make test``)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ class Sweep:
     checks: int = 0
     outputs: int = 0
     leaks: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        leaks = len(self.leaks)
+        return f"canary sweep: {self.checks} checks over {self.outputs} outputs, {leaks} leaks"
 
     def check(self, output: str, text: str) -> list[str]:
         """The leaks of ``text`` (``output`` names it), as ``output: canary id as form``."""
@@ -47,20 +51,6 @@ class Sweep:
         for codec in ("utf-8", "latin-1"):
             with suppress(UnicodeEncodeError):
                 yield f"{codec} bytes repr", repr(secret.encode(codec))[2:-1]
-
-
-SWEEP = pytest.StashKey[Sweep]()
-
-
-def pytest_terminal_summary(
-    terminalreporter: pytest.TerminalReporter, config: pytest.Config
-) -> None:
-    sweep = config.stash.get(SWEEP, None)
-    if sweep is not None:
-        terminalreporter.write_line(
-            f"canary sweep: {sweep.checks} checks over {sweep.outputs} outputs, "
-            f"{len(sweep.leaks)} leaks"
-        )
 
 
 CANARIES = {
@@ -94,9 +84,7 @@ USERS = ("carbon", "canary-user")  # the stack's Trino user, the user sent to th
 
 
 @pytest.fixture(scope="session")
-def sweep(pytestconfig: pytest.Config) -> Sweep:
-    """The run's sweep (created once, reported in the terminal summary)."""
-    if SWEEP not in pytestconfig.stash:
-        pairs = {f"{u}:{i}": f"{u}:{s}" for u in USERS for i, s in CANARIES.items()}
-        pytestconfig.stash[SWEEP] = Sweep(CANARIES, pairs)
-    return pytestconfig.stash[SWEEP]
+def sweep() -> Sweep:
+    """The run's sweep; its totals go to the terminal summary (see ``outputs``)."""
+    pairs = {f"{u}:{i}": f"{u}:{s}" for u in USERS for i, s in CANARIES.items()}
+    return Sweep(CANARIES, pairs)

@@ -3,7 +3,7 @@ then every CLI output, settings repr, DEBUG log line and error (with its cause c
 connectors, against the real stack with wrong credentials, refusing ports, a malformed host,
 and an HTTPS server that echoes the Authorization header, must hold no encoded form of any.
 
-The totals are reported in the terminal summary (see conftest.py)."""
+The totals are reported in the terminal summary."""
 
 from __future__ import annotations
 
@@ -103,9 +103,12 @@ class Outputs:
 
 
 @pytest.fixture
-def outputs(sweep: Sweep, caplog: pytest.LogCaptureFixture) -> Iterator[Outputs]:
+def outputs(
+    sweep: Sweep, caplog: pytest.LogCaptureFixture, report: dict[str, str]
+) -> Iterator[Outputs]:
     with caplog.at_level(logging.DEBUG, logger="carbon_sdk"):
         yield Outputs(sweep, caplog)
+    report["canary sweep"] = sweep.summary()
 
 
 @pytest.fixture
