@@ -2,7 +2,8 @@
 
 A secret can reach a message in another form than the one configured: percent-encoded inside
 a connection URI, ``+``-encoded in a query string, base64-encoded in a Basic ``Authorization``
-header, JSON-escaped in a server's error body. :func:`redact` removes every such form.
+header, JSON-escaped in a server's error body, or as the ``b'...'`` text of the bytes a server
+echoed back (a client quoting a raw response body). :func:`redact` removes every such form.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import base64
 import json
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from urllib.parse import quote, quote_plus
 
 REDACTED = "***"
@@ -26,13 +28,17 @@ def remember(*secrets: str | None) -> None:
 
 
 def forms(secret: str) -> Iterator[str]:
-    """``secret`` as it may appear in text: raw, URL-encoded, base64, JSON-escaped."""
+    """``secret`` as it may appear in text: raw, URL-encoded, JSON-escaped, base64, and inside
+    the ``b'...'`` text of its UTF-8 or Latin-1 bytes (HTTP headers are sent as Latin-1)."""
     yield secret
     yield quote(secret, safe="")
     yield quote(secret)
     yield quote_plus(secret)
     yield json.dumps(secret)[1:-1]
     yield base64.b64encode(secret.encode()).decode().rstrip("=")
+    for codec in ("utf-8", "latin-1"):
+        with suppress(UnicodeEncodeError):
+            yield repr(secret.encode(codec))[2:-1]
 
 
 def basic_credentials(user: str, password: str) -> str:

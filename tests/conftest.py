@@ -1,5 +1,6 @@
 """Every test starts from an empty configuration: no CARBON_*, libpq or AWS variables, and
-config/secrets locations inside the test's tmp_path."""
+config/secrets locations inside the test's tmp_path. Tests can add a line to the run's terminal
+summary through the ``report`` fixture (the canary sweep's and the docs examples' counts)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from carbon_sdk.settings.carbon import reload
+
+REPORT = pytest.StashKey[dict[str, str]]()
 
 CLEARED_PREFIXES = ("CARBON_", "PG", "AWS_", "MLFLOW_", "TRINO_", "RAY_", "KAFKA_", "DATAHUB_")
 
@@ -29,3 +32,16 @@ def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     yield home
     monkeypatch.undo()
     reload()
+
+
+@pytest.fixture
+def report(pytestconfig: pytest.Config) -> dict[str, str]:
+    """Lines for the terminal summary, by topic; the last value set for a topic is shown."""
+    return pytestconfig.stash.setdefault(REPORT, {})
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    for line in config.stash.get(REPORT, {}).values():
+        terminalreporter.write_line(line)

@@ -91,8 +91,11 @@ def test_every_encoded_form_of_a_secret_is_redacted() -> None:
         json.dumps(CANARY)[1:-1],
         b64encode(basic_credentials("carbon", CANARY).encode()).decode(),
     ]
+    unicode = "pw-ünï"  # as a client quotes a raw body echoing it: b'pw-\xc3\xbc...'
+    forms += [repr(unicode.encode())[2:-1], repr(unicode.encode("latin-1"))[2:-1]]
     text = " | ".join(forms)
-    assert redact(text, [CANARY, basic_credentials("carbon", CANARY)]).count("***") == len(forms)
+    secrets = [CANARY, basic_credentials("carbon", CANARY), unicode]
+    assert redact(text, secrets).count("***") == len(forms)
 
 
 def test_malformed_host_is_a_configuration_error_without_the_password() -> None:
