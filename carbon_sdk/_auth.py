@@ -162,6 +162,12 @@ class BearerAuth:
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         token = self._token()
         remember(token)
+        if not token.isascii():  # HTTP headers are Latin-1 at best; a real token is ASCII
+            raise ConfigurationError(
+                "the bearer token (a JWT or the hub's access token) contains non-ASCII "
+                "characters, so it cannot be a valid token: check where it is configured "
+                "(carbon-sdk config show)"
+            )
         request.headers["Authorization"] = f"Bearer {token}"
         if isinstance(self._token, CachedToken):
             request.register_hook("response", self._retry_on_401)

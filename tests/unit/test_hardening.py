@@ -200,3 +200,14 @@ def test_dotted_table_names_are_schema_and_table() -> None:
     for bad in ("a.b.c", ".x", "x."):
         with pytest.raises(ValueError, match=r"schema\.table"):
             postgres._table_name(bad, None)
+
+
+def test_a_non_ascii_bearer_token_is_a_configuration_error() -> None:
+    import requests
+
+    from carbon_sdk._auth import BearerAuth
+
+    request = requests.Request("GET", "http://127.0.0.1:1/").prepare()
+    with pytest.raises(ConfigurationError, match="non-ASCII") as info:
+        BearerAuth(lambda: "tok-ünï-canary")(request)
+    assert "canary" not in str(info.value)
