@@ -14,7 +14,17 @@ from carbon_sdk.settings.carbon import reload
 
 REPORT = pytest.StashKey[dict[str, str]]()
 
-CLEARED_PREFIXES = ("CARBON_", "PG", "AWS_", "MLFLOW_", "TRINO_", "RAY_", "KAFKA_", "DATAHUB_")
+CLEARED_PREFIXES = (
+    "CARBON_",
+    "PG",
+    "AWS_",
+    "MLFLOW_",
+    "TRINO_",
+    "RAY_",
+    "KAFKA_",
+    "DATAHUB_",
+    "JUPYTERHUB_",
+)
 
 
 @pytest.fixture(autouse=True)
