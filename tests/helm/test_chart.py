@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +135,13 @@ def test_z2jh_values_valid_against_its_schema(values_file: Path | None) -> None:
     jsonschema.validate(deep_merge(defaults, ours), schema, cls=jsonschema.Draft7Validator)
 
 
-def test_values_schema_and_reference_generated_from_sdk() -> None:
+def test_values_schema_and_reference_generated_from_sdk(sdk: dict[str, Any]) -> None:
+    cli = Path(sys.executable).with_name("carbon-sdk")
+    out = subprocess.run(
+        [str(cli), "config", "schema", "--json"], capture_output=True, text=True, check=True
+    )
+    # the generator reads the same document as the CLI prints
+    assert json.loads(out.stdout) == json.loads(json.dumps(sdk))
     assert values_schema.main(["--check"]) == 0, "run: .venv/bin/python tests/helm/values_schema.py"
 
 
