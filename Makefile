@@ -27,7 +27,7 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 install: $(VENV)/.synced
 
-$(CHECKOV): $(UV)
+$(CHECKOV): | $(UV)
 	$(UV) venv --quiet --allow-existing --python 3.11 $(TOOLS)/checkov
 	VIRTUAL_ENV=$(TOOLS)/checkov $(UV) pip install --quiet "checkov==$(CHECKOV_VERSION)"
 
