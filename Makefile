@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 # checkov (the chart tests scan the rendered manifests) pins packaging, urllib3, ... below the
 # project's locks, so it lives in its own environment under .tools.
 CHECKOV_VERSION := 3.3.30
-CHECKOV := $(TOOLS)/checkov/bin/checkov
+CHECKOV = $(TOOLS)/checkov/bin/checkov
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
