@@ -3,6 +3,10 @@
 
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
+# checkov (the chart tests scan the rendered manifests) pins packaging, urllib3, ... below the
+# project's locks, so it lives in its own environment under .tools.
+CHECKOV_VERSION := 3.3.30
+CHECKOV = $(TOOLS)/checkov/bin/checkov
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
@@ -11,7 +15,7 @@ PY := $(VENV)/bin/python
 PY313 ?= $(shell (python3.13 -c 'import sys; print(sys.executable)' || PYENV_VERSION=$$(pyenv versions --bare | grep '^3\.13' | tail -n1) pyenv which python3.13) 2>/dev/null)
 export UV_CACHE_DIR ?= $(HOME)/.cache/uv
 
-.PHONY: demo test lint typecheck unit test-313 bench system-deps install clean
+.PHONY: demo test lint typecheck unit test-313 bench system-deps install clean chart-tools chart-schema
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -22,6 +26,17 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	touch $@
 
 install: $(VENV)/.synced
+
+$(CHECKOV): | $(UV)
+	$(UV) venv --quiet --allow-existing --python 3.11 $(TOOLS)/checkov
+	VIRTUAL_ENV=$(TOOLS)/checkov $(UV) pip install --quiet "checkov==$(CHECKOV_VERSION)"
+
+# What the Helm chart tests need beyond the Python packages.
+chart-tools: $(CHECKOV)
+
+# Regenerate helm/carbon-jupyterhub/values.schema.json and docs/chart-values.md from the SDK.
+chart-schema: install
+	$(PY) tests/helm/values_schema.py
 
 # Servers the local stack runs that come from Debian (PostgreSQL) or need a JDK.
 system-deps:
@@ -39,7 +54,7 @@ test-313: $(UV)
 	UV_PROJECT_ENVIRONMENT=.venv-3.13 $(UV) sync --frozen --all-extras --python $(PY313)
 	.venv-3.13/bin/python -m pytest tests/unit -q
 
-test: install system-deps lint typecheck test-313
+test: install system-deps chart-tools lint typecheck test-313
 	$(VENV)/bin/pytest
 
 demo: install system-deps
