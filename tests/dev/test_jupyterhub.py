@@ -24,7 +24,8 @@ from carbon_sdk.dev.ports import is_free
 from carbon_sdk.dev.pytest_plugin import StackSession
 from carbon_sdk.settings.carbon import configure
 
-pytestmark = [pytest.mark.stack, pytest.mark.slow]
+# the module fixture starts trino_secure and the hub and spawns a server: minutes on a busy machine
+pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(900)]
 
 SPAWN_TIMEOUT = 120.0
 
