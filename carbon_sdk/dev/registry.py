@@ -6,6 +6,7 @@ subclass and add one line below.
 
 from __future__ import annotations
 
+from .mlflow import AuthMlflowService, MlflowService
 from .postgres import PostgresService
 from .s3 import S3Service
 from .service import Service
@@ -18,5 +19,7 @@ SERVICES: dict[str, Service] = {
         S3Service(),
         TrinoService(),
         SecureTrinoService(),
+        MlflowService(),
+        AuthMlflowService(),
     )
 }
