@@ -7,6 +7,7 @@ mapped to a status here, once for all connectors.
 
 from __future__ import annotations
 
+import inspect
 import json
 import threading
 import time
@@ -131,8 +132,9 @@ def _status(error: Exception) -> Status:
     return Status.ERROR
 
 
-def run_check(entry: Connector, timeout: float) -> CheckResult:
-    """Load ``entry``'s settings and run its check (unbounded; :func:`run` bounds it)."""
+def run_check(entry: Connector, timeout: float, deep: bool = False) -> CheckResult:
+    """Load ``entry``'s settings and run its check (unbounded; :func:`run` bounds it);
+    ``deep`` is passed to checks that take it (e.g. MLflow's artifact store write)."""
     settings: ServiceSettings | None = None
     started = time.perf_counter()
     try:
@@ -148,7 +150,9 @@ def run_check(entry: Connector, timeout: float) -> CheckResult:
                 "max_attempts": 1,
             }
         )
-        detail = entry.load().check(bounded)
+        check = entry.load().check
+        deep_ok = deep and "deep" in inspect.signature(check).parameters
+        detail = check(bounded, deep=True) if deep_ok else check(bounded)  # type: ignore[call-arg]
         status, hint = Status.OK, None
     except (ServiceError, ConfigurationError, MissingExtraError) as exc:
         status = _status(exc)
@@ -173,8 +177,10 @@ def run(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     require: Sequence[str] = (),
+    deep: bool = False,
 ) -> DoctorReport:
     """Check ``services`` (default: all) concurrently; each is cut off after ``timeout`` s.
+    ``deep``: also the slower, writing checks of connectors that have one.
 
     Checks run in daemon threads, so one that hangs past the deadline is reported as
     unreachable and abandoned; the call returns within ``timeout`` plus a small margin.
@@ -185,7 +191,7 @@ def run(
     results: dict[str, CheckResult] = {}
 
     def work(entry: Connector) -> None:
-        results[entry.name] = run_check(entry, timeout)
+        results[entry.name] = run_check(entry, timeout, deep)
 
     threads = [threading.Thread(target=work, args=(e,), daemon=True) for e in entries]
     deadline = time.monotonic() + timeout
