@@ -458,6 +458,7 @@ def _register_run_context() -> None:
 
 # ---- helpers --------------------------------------------------------------------------------
 
+
 def log_metrics(
     metrics: Mapping[str, float] | Iterable[Any],
     *,
