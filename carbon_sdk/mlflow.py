@@ -218,12 +218,16 @@ def classify(exc: BaseException, settings: MlflowSettings) -> CarbonError:
 
 
 @contextmanager
-def _errors(settings: MlflowSettings) -> Iterator[None]:
-    exceptions = import_client("mlflow.exceptions", SERVICE)
+def _errors(settings: MlflowSettings, *, client_errors: bool = True) -> Iterator[None]:
+    """MLflow's and requests' errors as carbon-sdk errors (``client_errors=False``: requests'
+    only, so the doctor does not import mlflow)."""
     requests_mod = import_client("requests", SERVICE)
+    caught: tuple[type[BaseException], ...] = (requests_mod.RequestException,)
+    if client_errors:
+        caught += (import_client("mlflow.exceptions", SERVICE).MlflowException,)
     try:
         yield
-    except (exceptions.MlflowException, requests_mod.RequestException) as exc:
+    except caught as exc:
         raise classify(exc, settings) from None
 
 
@@ -578,7 +582,7 @@ def check(settings: MlflowSettings, *, deep: bool = False) -> str:
     uri = tracking_uri(settings)
     timeout = (settings.connect_timeout, settings.request_timeout)
     session = _http_session(settings)
-    with _errors(settings), session:
+    with _errors(settings, client_errors=False), session:
         health = session.get(f"{uri}/health", timeout=timeout)
         if health.status_code != 200:
             raise Unreachable(
