@@ -98,7 +98,8 @@ class MlflowSettings(ServiceSettings):
     )
     experiment_prefix: str = Field(
         "/users/{user}",
-        description="Prefix of relative experiment names; {user} is the JupyterHub user.",
+        description="Prefix of relative experiment names; {user} is the JupyterHub user; / for "
+        "none.",
     )
     experiment: str | None = Field(
         None, description="Default experiment name (default: the notebook's name, else default)."
@@ -408,7 +409,8 @@ def experiment_name(experiment: str | None = None, **overrides: Any) -> str:
             f"mlflow.experiment_prefix ({settings.origin('experiment_prefix')}) may only use "
             "the placeholder {user}; set CARBON_MLFLOW__EXPERIMENT_PREFIX"
         ) from None
-    return f"{prefix.rstrip('/')}/{name}" if prefix else name
+    prefix = prefix.rstrip("/")
+    return f"{prefix}/{name}" if prefix else name
 
 
 def _notebook_path() -> str | None:
