@@ -121,7 +121,7 @@ def test_run_context_tags_hub_user_and_notebook(monkeypatch: pytest.MonkeyPatch)
 
 def test_unreachable_server_is_reported_with_the_setting_to_fix() -> None:
     configure(mlflow={"tracking_uri": f"http://127.0.0.1:{closed_port()}", "max_attempts": 1})
-    with pytest.raises(Unreachable, match="mlflow.tracking_uri") as info:
+    with pytest.raises(Unreachable, match=r"mlflow\.tracking_uri") as info:
         carbon_mlflow.setup("x")
     assert "Connection refused" in str(info.value)
     (result,) = run(["mlflow"], deep=True).results
