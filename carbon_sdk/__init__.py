@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())  # silent unless configured
 
 if TYPE_CHECKING:
-    from carbon_sdk import postgres, s3, trino
+    from carbon_sdk import mlflow, postgres, s3, trino
     from carbon_sdk.errors import (
         AuthFailed,
         CarbonError,
@@ -63,6 +63,7 @@ __all__ = [
     "configure",
     "doctor",
     "get_settings",
+    "mlflow",
     "postgres",
     "reload",
     "s3",
@@ -77,11 +78,14 @@ def get_settings() -> CarbonSettings:
     return load()
 
 
-def doctor(*services: str, timeout: float = 5.0, require: tuple[str, ...] = ()) -> DoctorReport:
-    """Check the services concurrently; the report renders as a table in notebooks."""
+def doctor(
+    *services: str, timeout: float = 5.0, require: tuple[str, ...] = (), deep: bool = False
+) -> DoctorReport:
+    """Check the services concurrently; the report renders as a table in notebooks.
+    ``deep``: also the writing checks (e.g. MLflow's artifact store)."""
     from carbon_sdk.health import run
 
-    return run(services, timeout=timeout, require=require)
+    return run(services, timeout=timeout, require=require, deep=deep)
 
 
 def __getattr__(name: str) -> Any:

@@ -55,6 +55,9 @@ def doctor(
     require: Annotated[
         list[str] | None, typer.Option(help="Fail if this service is not configured (repeatable).")
     ] = None,
+    deep: Annotated[
+        bool, typer.Option("--deep", help="Also write checks (e.g. MLflow's artifact store).")
+    ] = False,
 ) -> None:
     """Check connectivity to every configured service, concurrently."""
     from rich.console import Console
@@ -63,7 +66,7 @@ def doctor(
     from carbon_sdk.health import run
 
     try:
-        report = run(services or (), timeout=timeout, require=require or ())
+        report = run(services or (), timeout=timeout, require=require or (), deep=deep)
     except ConfigurationError as exc:
         raise typer.BadParameter(str(exc)) from None
     if as_json:

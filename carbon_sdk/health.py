@@ -7,13 +7,15 @@ mapped to a status here, once for all connectors.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import multiprocessing
 import multiprocessing.connection
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
@@ -138,8 +140,9 @@ def _status(error: Exception) -> Status:
     return Status.ERROR
 
 
-def run_check(entry: Connector, timeout: float) -> CheckResult:
-    """Load ``entry``'s settings and run its check (unbounded; :func:`run` bounds it)."""
+def run_check(entry: Connector, timeout: float, deep: bool = False) -> CheckResult:
+    """Load ``entry``'s settings and run its check (unbounded; :func:`run` bounds it);
+    ``deep`` is passed to checks that take it (e.g. MLflow's artifact store write)."""
     settings: ServiceSettings | None = None
     started = time.perf_counter()
     try:
@@ -155,7 +158,9 @@ def run_check(entry: Connector, timeout: float) -> CheckResult:
                 "max_attempts": 1,
             }
         )
-        detail = entry.load().check(bounded)
+        check = entry.load().check
+        deep_ok = deep and "deep" in inspect.signature(check).parameters
+        detail = check(bounded, deep=True) if deep_ok else check(bounded)  # type: ignore[call-arg]
         status, hint = Status.OK, None
     except (ServiceError, ConfigurationError, MissingExtraError) as exc:
         status = _status(exc)
@@ -184,8 +189,10 @@ def run(
     timeout: float = DEFAULT_TIMEOUT,
     require: Sequence[str] = (),
     isolation: Isolation = "auto",
+    deep: bool = False,
 ) -> DoctorReport:
     """Check ``services`` (default: all) concurrently; each is cut off after ``timeout`` s.
+    ``deep``: also the slower, writing checks of connectors that have one.
 
     Each check runs in a process of its own when the caller is single-threaded (the CLI):
     importing the client libraries, most of a check's time, then runs on every core instead of
@@ -200,7 +207,7 @@ def run(
     if isolation == "auto":
         isolation = "process" if _can_fork() else "thread"
     runner = _in_processes if isolation == "process" else _in_threads
-    results = runner(entries, timeout)
+    results = runner(entries, functools.partial(run_check, timeout=timeout, deep=deep), timeout)
     ordered = [results.get(e.name) or _no_answer(e, timeout) for e in entries]
     return DoctorReport(ordered, frozenset(require), timeout)
 
@@ -220,11 +227,16 @@ def _no_answer(entry: Connector, timeout: float) -> CheckResult:
     )
 
 
-def _in_threads(entries: list[Connector], timeout: float) -> dict[str, CheckResult]:
+CheckOne = Callable[[Connector], CheckResult]
+
+
+def _in_threads(
+    entries: list[Connector], check: CheckOne, timeout: float
+) -> dict[str, CheckResult]:
     results: dict[str, CheckResult] = {}
 
     def work(entry: Connector) -> None:
-        results[entry.name] = run_check(entry, timeout)
+        results[entry.name] = check(entry)
 
     threads = [threading.Thread(target=work, args=(e,), daemon=True) for e in entries]
     deadline = time.monotonic() + timeout
@@ -235,12 +247,14 @@ def _in_threads(entries: list[Connector], timeout: float) -> dict[str, CheckResu
     return results
 
 
-def _in_processes(entries: list[Connector], timeout: float) -> dict[str, CheckResult]:
+def _in_processes(
+    entries: list[Connector], check: CheckOne, timeout: float
+) -> dict[str, CheckResult]:
     context = multiprocessing.get_context("fork")
     pending: dict[Connection[Any, CheckResult], tuple[Connector, Any]] = {}
     for entry in entries:
         reader, writer = context.Pipe(duplex=False)
-        process = context.Process(target=_child, args=(entry, timeout, writer), daemon=True)
+        process = context.Process(target=_child, args=(check, entry, writer), daemon=True)
         process.start()
         writer.close()
         pending[reader] = (entry, process)
@@ -263,6 +277,6 @@ def _in_processes(entries: list[Connector], timeout: float) -> dict[str, CheckRe
     return results
 
 
-def _child(entry: Connector, timeout: float, writer: Any) -> None:
-    writer.send(run_check(entry, timeout))
+def _child(check: CheckOne, entry: Connector, writer: Any) -> None:
+    writer.send(check(entry))
     writer.close()

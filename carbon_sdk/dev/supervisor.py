@@ -221,9 +221,12 @@ class Stack:
     def _write_profile(self) -> None:
         if not self.profile:
             return
+        from carbon_sdk._registry import CONNECTORS
         from carbon_sdk.settings import write_profile
 
-        write_profile(self.profile, self.settings())
+        # only connectors' sections: a test-only server (trino_secure, mlflow_auth) is no section
+        connectors = {k: v for k, v in self.settings().items() if k in CONNECTORS}
+        write_profile(self.profile, connectors)
 
     # -- down -----------------------------------------------------------------------------
 

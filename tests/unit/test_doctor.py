@@ -41,6 +41,7 @@ def point_at(port: int, password: str = "canary-doctor-pw") -> None:
             "secret_access_key": password,
         },
         trino={"host": "127.0.0.1", "port": port, "user": "u"},
+        mlflow={"tracking_uri": f"http://127.0.0.1:{port}", "password": password},
     )
 
 
