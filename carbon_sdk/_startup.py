@@ -158,9 +158,12 @@ def _summary(document: dict[str, Any]) -> str:
     return f"{verdict} ({text or 'no services'}); details: carbon-sdk doctor"
 
 
-def doctor_summary(timeout: float) -> str:
-    """Run ``carbon-sdk doctor --json`` in its own process group, killed at the deadline."""
-    command = [sys.executable, "-m", "carbon_sdk", "doctor", "--json", "--timeout", f"{timeout:g}"]
+def doctor_summary(timeout: float, command: list[str] | None = None) -> str:
+    """Run ``carbon-sdk doctor --json`` (or ``command``) in its own process group, killed at
+    the deadline (``timeout`` plus :data:`DOCTOR_GRACE`)."""
+    command = command or [
+        *(sys.executable, "-m", "carbon_sdk", "doctor", "--json", "--timeout", f"{timeout:g}")
+    ]
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
