@@ -107,7 +107,8 @@ def test_ray_binaries_run_on_this_platform(image_python: Path) -> None:
         result = subprocess.run(
             [str(binary), "--help"], capture_output=True, text=True, timeout=30, check=False
         )
-        assert result.returncode == 0, result.stderr
+        # gflags' --help exits 1 after listing the flags: the listing proves the binary loads.
+        assert "Flags from" in result.stdout + result.stderr, result.stderr
 
 
 def test_ray_runs_a_task_on_arrow_data(image_python: Path, tmp_path: Path) -> None:
