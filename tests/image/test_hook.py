@@ -200,3 +200,28 @@ def test_doctor_output_that_is_not_json_is_reported(monkeypatch: pytest.MonkeyPa
         1, command=[sys.executable, "-c", "import sys; sys.exit('error: bad CARBON_TRINO__PORT')"]
     )
     assert line == "could not run (exit 1): error: bad CARBON_TRINO__PORT"
+
+
+def test_as_root_the_profile_goes_to_nb_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Docker Stacks runs the hooks as root when the container starts as root: the profile is
+    written into NB_USER's home and given to NB_UID:NB_GID."""
+    home = tmp_path / "jovyan"
+    home.mkdir()
+    entry = type("Entry", (), {"pw_dir": str(home), "pw_uid": 1000, "pw_gid": 100})()
+    chowned: list[tuple[Path, int, int]] = []
+    monkeypatch.setattr(_startup.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(_startup.pwd, "getpwnam", lambda name: entry)
+    monkeypatch.setattr(_startup.os, "chown", lambda p, u, g: chowned.append((Path(p), u, g)))
+    monkeypatch.setenv("NB_USER", "jovyan")
+    monkeypatch.setenv("NB_UID", "1001")
+    monkeypatch.delenv("NB_GID", raising=False)
+    monkeypatch.delenv("IPYTHONDIR", raising=False)
+    owner = _startup.Owner.detect()
+    assert (owner.home, owner.uid, owner.gid) == (home, 1001, 100)
+    _startup.enable_extension(owner)
+    config = home / ".ipython" / "profile_default" / "ipython_config.py"
+    assert "carbon_sdk.ipython" in config.read_text()
+    assert [p for p, _, _ in chowned] == [home / ".ipython", config.parent, config]
+    assert {(u, g) for _, u, g in chowned} == {(1001, 100)}
