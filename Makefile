@@ -15,7 +15,9 @@ PY := $(VENV)/bin/python
 PY313 ?= $(shell (python3.13 -c 'import sys; print(sys.executable)' || PYENV_VERSION=$$(pyenv versions --bare | grep '^3\.13' | tail -n1) pyenv which python3.13) 2>/dev/null)
 export UV_CACHE_DIR ?= $(HOME)/.cache/uv
 
-.PHONY: demo test lint typecheck unit test-313 bench system-deps install clean chart-tools chart-schema
+.PHONY: demo test lint typecheck unit test-313 bench system-deps install clean \
+	chart-tools chart-schema image image-requirements image-requirements-check image-context \
+	image-lint
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -67,4 +69,34 @@ bench: install system-deps
 	cd benchmarks && for b in bench_*.py; do ../$(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .venv-3.13 $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-3.13 $(TOOLS) .mypy_cache .ruff_cache .pytest_cache image/dist
+
+# The notebook image (image/, see image/README.md). Its requirements are exported from uv.lock:
+# after any change to pyproject.toml or uv.lock (a merge included), `make image-requirements`.
+SDK_VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' carbon_sdk/__init__.py)
+IMAGE ?= ghcr.io/carbon/carbon-notebook
+BASE_IMAGE ?=
+IMAGE_TAG ?= $(SDK_VERSION)
+DOCKER ?= docker
+
+image-requirements: $(UV)
+	python3 image/export_requirements.py
+
+image-requirements-check: $(UV)
+	python3 image/export_requirements.py --check
+
+# The build context's SDK wheel, built from this checkout (never fetched from an index).
+image-context: $(UV)
+	rm -rf image/dist
+	$(UV) build --wheel --out-dir image/dist
+
+image-lint: install
+	$(VENV)/bin/hadolint image/Dockerfile
+
+# BASE_IMAGE=quay.io/jupyter/pytorch-notebook:cuda12-<date> IMAGE_TAG=$(SDK_VERSION)-gpu for GPU.
+image: image-requirements-check image-lint image-context
+	$(DOCKER) build image \
+		--build-arg CARBON_SDK_VERSION=$(SDK_VERSION) \
+		--build-arg VCS_REF=$$(git rev-parse HEAD) \
+		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
+		--tag $(IMAGE):$(IMAGE_TAG)
