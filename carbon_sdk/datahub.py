@@ -891,18 +891,22 @@ def _parse(job: _Job, settings: DatahubSettings, store: _Store) -> Any:
     resolver_mod = import_client("datahub.sql_parsing.schema_resolver", SERVICE)
     m = import_client("datahub.metadata.schema_classes", SERVICE)
     statement = job.statement
-    resolver = resolver_mod.SchemaResolver(
-        platform="trino", platform_instance=settings.platform_instance, env=settings.env
-    )
+
+    def resolver() -> Any:
+        return resolver_mod.SchemaResolver(
+            platform="trino", platform_instance=settings.platform_instance, env=settings.env
+        )
+
     args = {"default_db": statement.catalog, "default_schema": statement.schema}
-    first = parser.sqlglot_lineage(statement.sql, resolver, **args)
+    first = parser.sqlglot_lineage(statement.sql, resolver(), **args)
+    known = resolver()  # a new one: a resolver remembers the tables it did not know
     found = 0
     for urn in first.in_tables:
-        known = store.aspect(urn, m.SchemaMetadataClass)
-        if known is not None:
-            resolver.add_schema_metadata(urn, known)
+        schema = store.aspect(urn, m.SchemaMetadataClass)
+        if schema is not None:
+            known.add_schema_metadata(urn, schema)
             found += 1
-    return parser.sqlglot_lineage(statement.sql, resolver, **args) if found else first
+    return parser.sqlglot_lineage(statement.sql, known, **args) if found else first
 
 
 def _record(job: _Job) -> str:
