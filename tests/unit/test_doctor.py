@@ -80,6 +80,7 @@ def point_at(port: int, password: str = "canary-doctor-pw") -> None:
             "secret_access_key": password,
         },
         trino={"host": "127.0.0.1", "port": port, "user": "u"},
+        datahub={"gms_url": f"http://127.0.0.1:{port}", "token": password},
     )
 
 
