@@ -9,7 +9,9 @@ against the shapes acryl-datahub 1.7 was recorded sending:
   ``Authorization: Bearer <token>`` (else 401, as GMS with token auth answers);
 - ``GET /config``: ``noCode`` and ``versions["acryldata/datahub"].version``;
 - ``POST /aspects?action=ingestProposal``: ``{"proposal": {...}, "async": "false"}``;
-- ``POST /aspects?action=ingestProposalBatch``: ``{"proposals": [...]}`` (+ ``async``);
+- ``POST /aspects?action=ingestProposalBatch``: ``{"proposals": [...], "async": "false"}``;
+- each proposal: ``entityType, entityUrn, changeType: UPSERT, aspectName,
+  aspect: {value: <JSON text>, contentType: application/json}`` (+ ``systemMetadata``);
 - ``GET /aspects/{urlencoded urn}?aspect=X&version=0``: the aspect, or 404;
 - ``POST /api/graphql``: the two operations carbon-sdk sends (``carbonSearch``,
   ``carbonWhoAmI``).
@@ -156,8 +158,10 @@ class GmsDouble:
                 raise ContractViolation(f"ingestProposal body keys {sorted(body)}")
             self._store(body["proposal"])
             return 200, {"value": body["proposal"]["entityUrn"]}
-        if set(body) - {"proposals", "async"} or not isinstance(body.get("proposals"), list):
+        if set(body) != {"proposals", "async"} or not isinstance(body["proposals"], list):
             raise ContractViolation(f"ingestProposalBatch body keys {sorted(body)}")
+        if body["async"] != "false":
+            raise ContractViolation(f"ingestProposalBatch async={body['async']}")
         for proposal in body["proposals"]:
             self._store(proposal)
         return 200, {"value": [p["entityUrn"] for p in body["proposals"]]}
@@ -173,8 +177,8 @@ class GmsDouble:
         return body
 
     def _store(self, proposal: dict[str, Any]) -> None:
-        if not set(proposal) >= PROPOSAL_KEYS:
-            raise ContractViolation(f"proposal lacks {sorted(PROPOSAL_KEYS - set(proposal))}")
+        if not PROPOSAL_KEYS <= set(proposal) <= PROPOSAL_KEYS | {"systemMetadata"}:
+            raise ContractViolation(f"proposal keys {sorted(proposal)}")
         if proposal["changeType"] != "UPSERT":
             raise ContractViolation(f"changeType {proposal['changeType']}")
         aspect = proposal["aspect"]

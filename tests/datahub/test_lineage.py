@@ -148,3 +148,22 @@ def test_gms_lineage_is_one_batch(gms: GmsDouble) -> None:
     assert "POST /aspects?action=ingestProposalBatch" in gms.paths()
     assert sorted(datahub.upstreams(SUMMARY)) == [CUSTOMERS, ORDERS]
     assert datahub.lineage_stats().last_error is None or datahub.lineage_stats().recorded
+
+
+def test_a_failing_hook_never_fails_the_statement(caplog: pytest.LogCaptureFixture) -> None:
+    from carbon_sdk._hooks import add_statement_hook, remove_statement_hook
+
+    seen: list[Statement] = []
+
+    def broken(_: Statement) -> None:
+        raise RuntimeError("boom")
+
+    add_statement_hook(broken)
+    add_statement_hook(seen.append)
+    try:
+        after_statement(statement())  # does not raise
+    finally:
+        remove_statement_hook(broken)
+        remove_statement_hook(seen.append)
+    assert seen == [statement()]
+    assert "statement hook failed: RuntimeError" in caplog.text
