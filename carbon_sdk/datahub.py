@@ -197,6 +197,15 @@ def _short(text: str) -> str:
     return re.sub(r"<urllib3[^>]*>: ", "", reason).strip("'\" ")
 
 
+def _message(exc: BaseException) -> str:
+    """The text of an error; acryl's ``OperationalError(message, info)`` as one sentence."""
+    args = exc.args
+    if len(args) == 2 and isinstance(args[0], str) and isinstance(args[1], dict):
+        detail = str(args[1].get("message") or "")
+        return args[0] if detail in args[0] else f"{args[0]}: {detail}".rstrip(": ")
+    return re.sub(r" for url: \S+", "", str(exc)).strip()  # requests' HTTPError: the URL is long
+
+
 def classify(exc: BaseException, settings: DatahubSettings) -> ServiceError:
     """Turn an acryl-datahub or requests error into the carbon-sdk error saying what went wrong
     (by type and HTTP status first, see :data:`ERRORS`); no credential appears in it."""
@@ -207,7 +216,7 @@ def classify(exc: BaseException, settings: DatahubSettings) -> ServiceError:
         if rule is not None:
             break
     causes = [c for c in _chain(exc) if str(c).strip()]
-    text = str(causes[-1] if rule is not None and rule.types and causes else exc).strip()
+    text = _message(causes[-1] if rule is not None and rule.types and causes else exc)
     first = _short(redact(text or type(exc).__name__, settings.secret_values()))
     if status and status not in first:
         first = f"HTTP {status}: {first}"
