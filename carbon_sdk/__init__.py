@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())  # silent unless configured
 
 if TYPE_CHECKING:
-    from carbon_sdk import mlflow, postgres, s3, trino
+    from carbon_sdk import datahub, mlflow, postgres, s3, trino
     from carbon_sdk.errors import (
         AuthFailed,
         CarbonError,
@@ -61,6 +61,7 @@ __all__ = [
     "Unreachable",
     "__version__",
     "configure",
+    "datahub",
     "doctor",
     "get_settings",
     "mlflow",

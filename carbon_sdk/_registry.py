@@ -66,6 +66,7 @@ CONNECTORS: dict[str, Connector] = {
         Connector("s3", "S3 (MinIO)", "s3"),
         Connector("trino", "Trino", "trino"),
         Connector("mlflow", "MLflow", "mlflow"),
+        Connector("datahub", "DataHub", "datahub"),
     )
 }
 

@@ -31,6 +31,7 @@ from pydantic import Field, SecretStr
 from carbon_sdk import __version__
 from carbon_sdk._auth import BearerAuth, CachedToken, basic_header, hub_access_token
 from carbon_sdk._classify import ErrorTable, Rule
+from carbon_sdk._hooks import Statement, after_statement
 from carbon_sdk._lazy import import_client
 from carbon_sdk._log import client_created
 from carbon_sdk._progress import progress_bar
@@ -604,6 +605,16 @@ def _running(
                 cur.execute(sql, bound)
             yield cur, cur._query
             finished = True
+            after_statement(
+                Statement(
+                    SERVICE,
+                    sql,
+                    settings.catalog,
+                    settings.schema,
+                    settings.identity(),
+                    getattr(cur, "query_id", None),
+                )
+            )
         finally:
             if not finished:
                 with suppress(Exception):

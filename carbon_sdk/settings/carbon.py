@@ -13,6 +13,7 @@ from .locations import Locations
 from .sources import ArgumentSource, Resolution
 
 if TYPE_CHECKING:
+    from carbon_sdk.datahub import DatahubSettings
     from carbon_sdk.mlflow import MlflowSettings
     from carbon_sdk.postgres import PostgresSettings
     from carbon_sdk.s3 import S3Settings
@@ -30,6 +31,7 @@ class CarbonSettings:
     """
 
     if TYPE_CHECKING:
+        datahub: DatahubSettings
         mlflow: MlflowSettings
         postgres: PostgresSettings
         s3: S3Settings
