@@ -16,7 +16,7 @@ PY313 ?= $(shell (python3.13 -c 'import sys; print(sys.executable)' || PYENV_VER
 export UV_CACHE_DIR ?= $(HOME)/.cache/uv
 
 .PHONY: demo test lint typecheck unit test-313 bench system-deps install clean \
-	chart-tools chart-schema image image-requirements image-requirements-check image-context \
+	chart-tools chart-schema generated image image-requirements image-requirements-check image-context \
 	image-lint
 
 $(UV):
@@ -39,6 +39,11 @@ chart-tools: $(CHECKOV)
 # Regenerate helm/carbon-jupyterhub/values.schema.json and docs/chart-values.md from the SDK.
 chart-schema: install
 	$(PY) tests/helm/values_schema.py
+
+# Everything generated from the SDK's settings and the lock; run after adding a connector or
+# changing a setting or a dependency (tests fail, naming this target, while any is stale).
+generated: install chart-schema image-requirements
+	$(VENV)/bin/carbon-sdk config schema --markdown > docs/settings-reference.md
 
 # Servers the local stack runs that come from Debian (PostgreSQL) or need a JDK.
 system-deps:

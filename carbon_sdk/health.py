@@ -24,6 +24,7 @@ from carbon_sdk._redact import redact
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
+    from multiprocessing.context import ForkContext, ForkServerContext
 
 from carbon_sdk._registry import CONNECTORS, Connector, connector
 from carbon_sdk.errors import (
@@ -180,7 +181,7 @@ def run_check(entry: Connector, timeout: float, deep: bool = False) -> CheckResu
     )
 
 
-Isolation = Literal["auto", "process", "thread"]
+Isolation = Literal["auto", "fork", "forkserver", "thread"]
 
 
 def run(
@@ -194,26 +195,26 @@ def run(
     """Check ``services`` (default: all) concurrently; each is cut off after ``timeout`` s.
     ``deep``: also the slower, writing checks of connectors that have one.
 
-    Each check runs in a process of its own when the caller is single-threaded (the CLI):
-    importing the client libraries, most of a check's time, then runs on every core instead of
-    one after another under the GIL, and a check that hangs past the deadline is killed. In a
-    multi-threaded process (a notebook kernel), where forking is unsafe, checks run in daemon
-    threads and one that hangs is abandoned. Either way the call returns within ``timeout``
-    plus a small margin.
+    Each check runs in a process of its own: importing the client libraries, most of a
+    check's time, then runs on every core instead of one after another under the GIL, and a
+    check still running at the deadline is killed. A single-threaded caller (the CLI) forks;
+    a multi-threaded one (a notebook kernel, where forking is unsafe) starts the checks from
+    multiprocessing's fork server, handing them its environment and ``configure()`` values.
+    ``isolation="thread"`` runs checks in daemon threads instead (one that hangs is abandoned).
+    Either way the call returns within ``timeout`` plus a small margin.
     """
     entries = [connector(name) for name in services] or list(CONNECTORS.values())
     for name in require:
         connector(name)
     if isolation == "auto":
-        isolation = "process" if _can_fork() else "thread"
-    runner = _in_processes if isolation == "process" else _in_threads
-    results = runner(entries, functools.partial(run_check, timeout=timeout, deep=deep), timeout)
+        isolation = "fork" if threading.active_count() == 1 else "forkserver"
+    check = functools.partial(run_check, timeout=timeout, deep=deep)
+    if isolation == "thread":
+        results = _in_threads(entries, check, timeout)
+    else:
+        results = _in_processes(entries, check, timeout, isolation)
     ordered = [results.get(e.name) or _no_answer(e, timeout) for e in entries]
     return DoctorReport(ordered, frozenset(require), timeout)
-
-
-def _can_fork() -> bool:
-    return hasattr(os, "fork") and threading.active_count() == 1
 
 
 def _no_answer(entry: Connector, timeout: float) -> CheckResult:
@@ -247,14 +248,36 @@ def _in_threads(
     return results
 
 
+@dataclass(frozen=True)
+class _CallerState:
+    """What a check process started by the fork server needs from the caller: its
+    environment and its ``configure()`` values (a forked one has them already)."""
+
+    environ: dict[str, str]
+    overrides: dict[str, dict[str, Any]]
+
+    def apply(self) -> None:
+        from carbon_sdk.settings.carbon import configure
+
+        os.environ.clear()
+        os.environ.update(self.environ)
+        configure(**self.overrides)
+
+
 def _in_processes(
-    entries: list[Connector], check: CheckOne, timeout: float
+    entries: list[Connector], check: CheckOne, timeout: float, method: str
 ) -> dict[str, CheckResult]:
-    context = multiprocessing.get_context("fork")
+    from carbon_sdk.settings.carbon import configured_overrides
+
+    context: ForkContext | ForkServerContext = multiprocessing.get_context("fork")
+    if method == "forkserver":
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["carbon_sdk.health"])
+    state = _CallerState(dict(os.environ), configured_overrides())
     pending: dict[Connection[Any, CheckResult], tuple[Connector, Any]] = {}
     for entry in entries:
         reader, writer = context.Pipe(duplex=False)
-        process = context.Process(target=_child, args=(check, entry, writer), daemon=True)
+        process = context.Process(target=_child, args=(check, entry, writer, state), daemon=True)
         process.start()
         writer.close()
         pending[reader] = (entry, process)
@@ -277,6 +300,7 @@ def _in_processes(
     return results
 
 
-def _child(check: CheckOne, entry: Connector, writer: Any) -> None:
+def _child(check: CheckOne, entry: Connector, writer: Any, state: _CallerState) -> None:
+    state.apply()
     writer.send(check(entry))
     writer.close()

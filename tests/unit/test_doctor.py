@@ -66,7 +66,8 @@ def test_broken_endpoints_fail_within_timeout(behaviour: str, endpoints: dict[st
     assert "canary-doctor-pw" not in report.to_json()
 
 
-ISOLATIONS = pytest.mark.parametrize("isolation", ["process", "thread"])
+# checks monkeypatched in this process: only a forked child or a thread sees the patch
+ISOLATIONS = pytest.mark.parametrize("isolation", ["fork", "thread"])
 
 
 @ISOLATIONS
@@ -98,7 +99,7 @@ def test_hanging_check_is_cut_off_at_the_deadline(
     (result,) = report.results
     assert result.status is Status.UNREACHABLE
     assert "no answer within 1 s" in result.detail
-    if isolation == "process":  # the hanging check's process was ended, not left behind
+    if isolation == "fork":  # the hanging check's process was ended, not left behind
         after = {p.pid for p in psutil.Process().children(recursive=True)}
         assert not after - before
 
@@ -109,7 +110,7 @@ def test_a_bug_in_a_check_is_reported_as_error(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(postgres, "check", broken)
     configure(postgres={"host": "127.0.0.1", "user": "u"})
-    (result,) = run_doctor("postgres").results
+    (result,) = run(["postgres"], isolation="fork").results
     assert result.status is Status.ERROR
     assert "KeyError" in result.detail
 
@@ -165,3 +166,17 @@ def test_html_repr_for_notebooks(endpoints: dict[str, int]) -> None:
     html = run_doctor(timeout=TIMEOUT)._repr_html_()
     assert "<table>" in html and "unreachable" in html
     assert "canary-doctor-pw" not in html
+
+
+def test_fork_server_children_see_the_callers_environment_and_configure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A multi-threaded caller (a notebook kernel) gets its checks from the fork server, which
+    started earlier: the checks must still see today's environment and configure() values."""
+    port = closed_port()
+    monkeypatch.setenv("CARBON_POSTGRES__PORT", str(port))
+    configure(postgres={"host": "127.0.0.1", "user": "u"}, s3={"endpoint_url": "http://h:1"})
+    report = run(["postgres"], timeout=TIMEOUT, isolation="forkserver")
+    (result,) = report.results
+    assert result.status is Status.UNREACHABLE, result
+    assert result.endpoint == f"127.0.0.1:{port}/u"
