@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())  # silent unless configured
 
 if TYPE_CHECKING:
-    from carbon_sdk import postgres, s3, trino
+    from carbon_sdk import kafka, postgres, s3, trino
     from carbon_sdk.errors import (
         AuthFailed,
         CarbonError,
@@ -63,6 +63,7 @@ __all__ = [
     "configure",
     "doctor",
     "get_settings",
+    "kafka",
     "postgres",
     "reload",
     "s3",

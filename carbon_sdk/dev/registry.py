@@ -7,6 +7,7 @@ subclass and add one line below.
 from __future__ import annotations
 
 from .jupyterhub import JupyterHubService
+from .kafka import KafkaService
 from .postgres import PostgresService
 from .s3 import S3Service
 from .service import Service
@@ -20,5 +21,6 @@ SERVICES: dict[str, Service] = {
         TrinoService(),
         SecureTrinoService(),
         JupyterHubService(),
+        KafkaService(),
     )
 }

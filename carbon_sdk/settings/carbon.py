@@ -13,6 +13,7 @@ from .locations import Locations
 from .sources import ArgumentSource, Resolution
 
 if TYPE_CHECKING:
+    from carbon_sdk.kafka import KafkaSettings
     from carbon_sdk.postgres import PostgresSettings
     from carbon_sdk.s3 import S3Settings
     from carbon_sdk.trino import TrinoSettings
@@ -29,6 +30,7 @@ class CarbonSettings:
     """
 
     if TYPE_CHECKING:
+        kafka: KafkaSettings
         postgres: PostgresSettings
         s3: S3Settings
         trino: TrinoSettings
