@@ -215,6 +215,8 @@ _DECISIVE = (
     "_RESOLVE",
     "_ALL_BROKERS_DOWN",
 )
+# Errors that are the user's to fix, not the records': raised as themselves by publish.
+_CREDENTIALS = ("_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED", "_SSL")
 # Errors of a broker that is (re)starting or moving leadership: retried until the deadline.
 _TRANSIENT = (
     "NOT_LEADER_FOR_PARTITION",
@@ -281,6 +283,8 @@ class _Seen:
         for name in _DECISIVE:
             for error in errors:
                 if _code(error) == name:
+                    if name == "_ALL_BROKERS_DOWN":  # the transport error says why
+                        return next((e for e in errors if e.name() == "_TRANSPORT"), error)
                     return error
         return None
 
@@ -411,6 +415,14 @@ def admin(**overrides: Any) -> AdminClient:
     return client
 
 
+class _LibrdkafkaLog:
+    """librdkafka's log lines (each reconnect attempt logs at error level) as DEBUG lines of
+    ``carbon_sdk.kafka``: the helpers raise the classified error instead."""
+
+    def log(self, level: int, message: str, *args: Any) -> None:
+        logger(SERVICE).debug("librdkafka: " + message, *args)
+
+
 def _helper_client(
     settings: KafkaSettings, role: Role, properties: Mapping[str, Any] | None = None
 ) -> tuple[Any, _Seen]:
@@ -418,7 +430,7 @@ def _helper_client(
     seen = _Seen()
     config = _config(settings, role, properties or {})
     config.setdefault("error_cb", seen)
-    config.setdefault("logger", logger(SERVICE))
+    config.setdefault("logger", _LibrdkafkaLog())
     config.setdefault("log.connection.close", False)
     return _new(settings, role, config), seen
 
@@ -604,6 +616,9 @@ def publish(
     Raises NotFound for a missing topic (before sending anything) and :class:`DeliveryFailed`
     naming the failed records' errors; the wait is bounded by ``delivery_timeout``.
     """
+    if isinstance(records, dict | str | bytes):
+        raise TypeError("publish() takes an iterable of records or a DataFrame; wrap one in [...]")
+    _encoder(serializer)  # an unknown serializer fails before connecting
     fields, properties = _split(overrides)
     settings = KafkaSettings.load(**fields)
     failures: list[Any] = []
@@ -713,11 +728,13 @@ def _delivery_failed(
         )
     causes = "; ".join(f"{text} (x{n})" for text, n in counts.items())
     decisive = seen.decisive()
-    if decisive is not None:
+    if decisive is not None and _code(decisive) in _CREDENTIALS:
         return classify(decisive, settings, seen, what=f"publishing to {topic!r}")
     parts = [f"{len(failures)} of {sent} records sent to topic {topic!r} were not delivered"]
     if causes:
         parts.append(causes)
+    if decisive is not None:
+        parts.append(f"the client saw: {decisive.str()} ({_code(decisive)})")
     if outstanding:
         parts.append(f"{outstanding} unconfirmed when the flush deadline passed")
     not_sent = (total - sent) if total is not None else 0
