@@ -593,6 +593,16 @@ def _messages(
         )
 
 
+def _values(records: Any, serializer: Serializer) -> Iterable[Any]:
+    """The encoded values alone (no keys, no headers): the fast path of :func:`publish`; bytes
+    and str go to the client as they are (it checks their type)."""
+    if _frame_module(records):
+        return _frame_messages(records, None, None, serializer)[0]
+    if serializer == "bytes":
+        return cast("Iterable[Any]", records)
+    return map(_encoder(serializer), records)
+
+
 def publish(
     topic: str,
     records: Any,
@@ -636,15 +646,14 @@ def publish(
     _topic_partitions(client, settings, seen, topic, deadline)
     ck = import_client("confluent_kafka", SERVICE)
     if transactional:
-        try:
-            client.init_transactions(settings.request_timeout)
-            client.begin_transaction()
-        except ck.KafkaException as exc:
-            raise classify(exc, settings, seen, what="starting the transaction") from None
+        _begin(client, settings, seen)
     try:
-        sent, stopped = _produce_all(
-            client, topic, _messages(records, key, headers, serializer), failures
-        )
+        if key is None and headers is None:
+            messages: Iterable[Any] = _values(records, serializer)
+            sent, stopped = _produce_values(client, topic, messages, failures)
+        else:
+            messages = _messages(records, key, headers, serializer)
+            sent, stopped = _produce_all(client, topic, messages, failures)
     except BaseException:
         if transactional:
             _abort(client)
@@ -693,12 +702,43 @@ def _produce_all(
     return sent, False
 
 
+def _produce_values(
+    client: Any, topic: str, values: Iterable[Any], failures: list[Any]
+) -> tuple[int, bool]:
+    """:func:`_produce_all` for values without key or headers (one call less per message)."""
+    sent = 0
+    produce, poll = client.produce, client.poll
+    try:
+        for value in values:
+            while True:
+                try:
+                    produce(topic, value)
+                    break
+                except BufferError:
+                    poll(0.05)
+                    if failures:
+                        return sent, True
+            sent += 1
+    except TypeError as exc:
+        raise TypeError(f"record {sent}: {exc} (use serializer='json' or a function)") from None
+    return sent, False
+
+
 def _collect(failures: list[Any]) -> Callable[[Any, Any], None]:
     def on_delivery(error: Any, message: Any) -> None:
         if error is not None:
             failures.append((message.key(), error))
 
     return on_delivery
+
+
+def _begin(client: Any, settings: KafkaSettings, seen: _Seen) -> None:
+    ck = import_client("confluent_kafka", SERVICE)
+    try:
+        client.init_transactions(settings.request_timeout)
+        client.begin_transaction()
+    except ck.KafkaException as exc:
+        raise classify(exc, settings, seen, what="starting the transaction") from None
 
 
 def _abort(client: Any) -> None:
