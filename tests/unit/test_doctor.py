@@ -80,6 +80,12 @@ def point_at(port: int, password: str = "canary-doctor-pw") -> None:
             "secret_access_key": password,
         },
         trino={"host": "127.0.0.1", "port": port, "user": "u"},
+        kafka={
+            "bootstrap_servers": f"127.0.0.1:{port}",
+            "security_protocol": "SASL_PLAINTEXT",
+            "username": "u",
+            "password": password,
+        },
     )
 
 
