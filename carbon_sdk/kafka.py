@@ -884,10 +884,10 @@ def tail(
             )
             if high > low:
                 assignment.append(ck.TopicPartition(topic, partition, max(low, high - n)))
-        messages = _read_assigned(client, settings, seen, assignment, deadline)
+        columns = _read_assigned(client, settings, seen, assignment, deadline)
     finally:
         client.close()
-    table = _table(messages, deserializer)
+    table = _table(columns, deserializer)
     if deserializer == "json":
         frame = convert(table, "pandas")
         frame["value"] = [json.loads(v) if v is not None else None for v in frame["value"]]
@@ -895,18 +895,42 @@ def tail(
     return convert(table, as_)
 
 
+class _Columns:
+    """The fields of consumed messages, one list per column: Message objects are not kept
+    (a million of them would keep the garbage collector busy for seconds)."""
+
+    def __init__(self) -> None:
+        self.partition: list[int] = []
+        self.offset: list[int] = []
+        self.timestamp: list[int] = []
+        self.key: list[bytes | None] = []
+        self.value: list[bytes | None] = []
+        self.headers: list[Any] = []
+
+    def add(self, messages: list[Any]) -> None:
+        partition, offset, timestamp = self.partition, self.offset, self.timestamp
+        key, value, headers = self.key, self.value, self.headers
+        for message in messages:
+            partition.append(message.partition())
+            offset.append(message.offset())
+            timestamp.append(message.timestamp()[1])
+            key.append(message.key())
+            value.append(message.value())
+            headers.append(message.headers())
+
+
 def _read_assigned(
     client: Any, settings: KafkaSettings, seen: _Seen, assignment: list[Any], deadline: float
-) -> list[Any]:
+) -> _Columns:
     """Every message from the assigned offsets up to the end of each partition (its EOF event:
     the high watermark, or the last stable offset for read_committed)."""
+    columns = _Columns()
     if not assignment:
-        return []
+        return columns
     ck = import_client("confluent_kafka", SERVICE)
     eof_code = ck.KafkaError._PARTITION_EOF
     client.assign(assignment)
     open_partitions = {tp.partition for tp in assignment}
-    messages: list[Any] = []
     while open_partitions:
         if time.monotonic() >= deadline:
             raise Unreachable(
@@ -915,31 +939,34 @@ def _read_assigned(
                 f"reading {assignment[0].topic} did not reach the end of partitions "
                 f"{sorted(open_partitions)} within the request timeout",
             )
-        for message in client.consume(10_000, 0.2):
-            error = message.error()
-            if error is None:
-                messages.append(message)
-            elif error.code() == eof_code:
-                open_partitions.discard(message.partition())
-            elif not error.retriable():
-                raise classify(error, settings, seen, what=f"reading {message.topic()}")
-    return messages
+        batch = client.consume(10_000, 0.2)
+        good = [m for m in batch if m.error() is None]
+        if len(good) < len(batch):
+            for message in batch:
+                error = message.error()
+                if error is None:
+                    continue
+                if error.code() == eof_code:
+                    open_partitions.discard(message.partition())
+                elif not error.retriable():
+                    raise classify(error, settings, seen, what=f"reading {message.topic()}")
+        columns.add(good)
+    return columns
 
 
-def _table(messages: list[Any], deserializer: Deserializer) -> pa.Table:
+def _table(columns: _Columns, deserializer: Deserializer) -> pa.Table:
     pa_mod = import_client("pyarrow", "tables")
     header_type = pa_mod.binary() if deserializer == "bytes" else pa_mod.string()
-    headers = [_headers(m.headers(), deserializer) for m in messages]
-    keys = [m.key() for m in messages]
+    headers = [_headers(h, deserializer) if h else None for h in columns.headers]
     return pa_mod.table(
         {
-            "partition": pa_mod.array([m.partition() for m in messages], pa_mod.int32()),
-            "offset": pa_mod.array([m.offset() for m in messages], pa_mod.int64()),
-            "timestamp": pa_mod.array([m.timestamp()[1] for m in messages], pa_mod.int64()).cast(
+            "partition": pa_mod.array(columns.partition, pa_mod.int32()),
+            "offset": pa_mod.array(columns.offset, pa_mod.int64()),
+            "timestamp": pa_mod.array(columns.timestamp, pa_mod.int64()).cast(
                 pa_mod.timestamp("ms", tz="UTC")
             ),
-            "key": _decode(keys, "bytes" if deserializer == "bytes" else "str"),
-            "value": _decode([m.value() for m in messages], deserializer),
+            "key": _decode(columns.key, "bytes" if deserializer == "bytes" else "str"),
+            "value": _decode(columns.value, deserializer),
             "headers": pa_mod.array(headers, pa_mod.map_(pa_mod.string(), header_type)),
         }
     )
