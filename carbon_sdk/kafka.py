@@ -988,21 +988,31 @@ def _headers(
 def _offsets(
     client: Any, settings: KafkaSettings, seen: _Seen, partitions: list[Any], spec: str
 ) -> dict[tuple[str, int], int]:
-    """Earliest or latest offsets of ``partitions`` with one ListOffsets request."""
-    if not partitions:
-        return {}
+    """Earliest or latest offsets of ``partitions`` (one ListOffsets request, repeated for the
+    partitions whose leader is still being elected, e.g. of a topic just created, until the
+    request timeout)."""
     admin_mod = import_client("confluent_kafka.admin", SERVICE)
     ck = import_client("confluent_kafka", SERVICE)
     offset_spec = getattr(admin_mod.OffsetSpec, spec)()
-    futures = client.list_offsets(
-        {tp: offset_spec for tp in partitions}, request_timeout=settings.request_timeout
-    )
-    result = {}
-    for tp, future in futures.items():
-        try:
-            result[(tp.topic, tp.partition)] = int(future.result().offset)
-        except ck.KafkaException as exc:
-            raise classify(exc, settings, seen, what=f"offsets of {tp.topic}") from None
+    deadline = time.monotonic() + settings.request_timeout
+    result: dict[tuple[str, int], int] = {}
+    pending = list(partitions)
+    while pending:
+        futures = client.list_offsets(
+            {tp: offset_spec for tp in pending}, request_timeout=settings.request_timeout
+        )
+        pending = []
+        for tp, future in futures.items():
+            try:
+                result[(tp.topic, tp.partition)] = int(future.result().offset)
+            except ck.KafkaException as exc:
+                error = _kafka_error(exc)
+                transient = error is not None and error.name() in _TRANSIENT
+                if not transient or time.monotonic() >= deadline:
+                    raise classify(exc, settings, seen, what=f"offsets of {tp.topic}") from None
+                pending.append(ck.TopicPartition(tp.topic, tp.partition))
+        if pending:
+            time.sleep(0.05)
     return result
 
 

@@ -98,6 +98,17 @@ def test_topics_lists_the_topic_with_its_message_count(topic: str) -> None:
     assert not listed["topic"].str.startswith("__").any()
 
 
+def test_a_topic_just_created_is_listed_and_tailed_at_once(kafka_env: dict[str, str]) -> None:
+    """Its partitions' leaders may still be elected: waited for, not reported as errors."""
+    for _ in range(3):
+        name = f"fresh-{uuid.uuid4().hex[:8]}"
+        _create(name, partitions=3)
+        listed = kafka.topics()
+        assert listed[listed["topic"] == name]["messages"].tolist() == [0]
+        assert kafka.tail(name).empty
+        assert kafka.publish(name, [{"n": 1}]) == 1
+
+
 def test_aborted_transaction_is_invisible_to_read_committed(topic: str) -> None:
     producer = kafka.producer(transactional_id=f"test-{uuid.uuid4().hex[:8]}")
     producer.init_transactions(30)
