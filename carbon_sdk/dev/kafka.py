@@ -37,7 +37,7 @@ from typing import ClassVar
 from carbon_sdk._files import write_atomic
 
 from . import maven
-from .java import find_java_home
+from .java import find_java_home, java_version
 from .ports import HOST
 from .service import Service, ServiceContext
 
@@ -48,6 +48,8 @@ CACHE_ENV = "CARBON_DEV_KAFKA_CACHE"
 USER = "carbon"
 MECHANISM = "SCRAM-SHA-512"
 HEAP = "512m"
+# A short-lived tool starts twice as fast with the C1 compiler alone and the serial collector.
+TOOL_FLAGS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xmx256m")
 INTERNAL_PARTITIONS = 5  # __consumer_offsets and __transaction_state (default 50: slow to create)
 
 _LOG4J2 = """\
@@ -220,6 +222,7 @@ class KafkaService(Service):
             [
                 str(java),
                 *self._jvm_flags(ctx),
+                *TOOL_FLAGS,
                 "-cp",
                 str(libs / "*"),
                 "kafka.tools.StorageTool",
@@ -238,8 +241,6 @@ class KafkaService(Service):
     def _jvm_flags(self, ctx: ServiceContext) -> list[str]:
         log4j = self.config_dir(ctx) / "log4j2.properties"
         return [
-            "-XX:+UseG1GC",
-            "-XX:MaxGCPauseMillis=20",
             "-XX:+ExitOnOutOfMemoryError",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={log4j}",
@@ -250,13 +251,24 @@ class KafkaService(Service):
         return [
             str(java_home() / "bin" / "java"),
             f"-Xmx{HEAP}",
-            f"-Xms{HEAP}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            *self._class_data_sharing(ctx),
             *self._jvm_flags(ctx),
             "-cp",
             str(maven.content_dir(cache_dir()) / "*"),
             "kafka.Kafka",
             str(self.config_dir(ctx) / "server.properties"),
         ]
+
+    def _class_data_sharing(self, ctx: ServiceContext) -> list[str]:
+        """On Java 19+, an archive of the classes the broker loaded, written when it stops and
+        mapped at the next start (kept in the service home: one writer at a time)."""
+        version = java_version(java_home())
+        if version is None or version < 19:
+            return []
+        archive = ctx.home / f"broker-java{version}.jsa"
+        return ["-XX:+AutoCreateSharedArchive", f"-XX:SharedArchiveFile={archive}"]
 
     def probe(self, ctx: ServiceContext) -> bool:
         """The plain listener answers ApiVersions (listeners open once the broker is unfenced)."""
