@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pyarrow as pa
 import pytest
 from confluent_kafka.admin import NewTopic
@@ -208,6 +209,18 @@ def test_doctor_reports_cluster_id_and_brokers(kafka_env: dict[str, str]) -> Non
     assert result.status is Status.OK, result
     assert "1 broker" in result.detail and "cluster " in result.detail
     assert kafka_env["CARBON_KAFKA__PASSWORD"] not in repr(kafka.KafkaSettings.load())
+
+
+def test_broker_listens_on_loopback_only(carbon_services: StartServices) -> None:
+    record = next(r for r in carbon_services("kafka").stack.records() if r.name == "kafka")
+    assert record.pid is not None
+    listening = {
+        (c.laddr.ip.removeprefix("::ffff:"), c.laddr.port)
+        for c in psutil.Process(record.pid).net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN
+    }
+    assert {ip for ip, _ in listening} == {"127.0.0.1"}
+    assert set(record.ports.values()) <= {port for _, port in listening}
 
 
 def test_tls_listener_needs_the_stack_ca(
