@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())  # silent unless configured
 
 if TYPE_CHECKING:
-    from carbon_sdk import datahub, mlflow, postgres, s3, trino
+    from carbon_sdk import datahub, kafka, mlflow, postgres, s3, trino
     from carbon_sdk.errors import (
         AuthFailed,
         CarbonError,
@@ -64,6 +64,7 @@ __all__ = [
     "datahub",
     "doctor",
     "get_settings",
+    "kafka",
     "mlflow",
     "postgres",
     "reload",

@@ -67,6 +67,7 @@ CONNECTORS: dict[str, Connector] = {
         Connector("trino", "Trino", "trino"),
         Connector("mlflow", "MLflow", "mlflow"),
         Connector("datahub", "DataHub", "datahub"),
+        Connector("kafka", "Kafka", "kafka"),
     )
 }
 

@@ -7,6 +7,7 @@ subclass and add one line below.
 from __future__ import annotations
 
 from .jupyterhub import JupyterHubService
+from .kafka import KafkaService
 from .mlflow import AuthMlflowService, MlflowService
 from .postgres import PostgresService
 from .s3 import S3Service
@@ -23,5 +24,6 @@ SERVICES: dict[str, Service] = {
         JupyterHubService(),
         MlflowService(),
         AuthMlflowService(),
+        KafkaService(),
     )
 }

@@ -14,6 +14,7 @@ from .sources import ArgumentSource, Resolution
 
 if TYPE_CHECKING:
     from carbon_sdk.datahub import DatahubSettings
+    from carbon_sdk.kafka import KafkaSettings
     from carbon_sdk.mlflow import MlflowSettings
     from carbon_sdk.postgres import PostgresSettings
     from carbon_sdk.s3 import S3Settings
@@ -33,6 +34,7 @@ class CarbonSettings:
     if TYPE_CHECKING:
         datahub: DatahubSettings
         mlflow: MlflowSettings
+        kafka: KafkaSettings
         postgres: PostgresSettings
         s3: S3Settings
         trino: TrinoSettings

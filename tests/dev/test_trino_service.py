@@ -200,7 +200,8 @@ def test_secure_trino_needs_credentials_over_https(carbon_services: StartService
 
 
 def test_bare_up_starts_trino_but_not_the_secure_one() -> None:
-    assert [name for name, s in SERVICES.items() if s.default] == ["postgres", "s3", "trino"]
+    defaults = [name for name, s in SERVICES.items() if s.default]
+    assert defaults == ["postgres", "s3", "trino", "kafka"]
     assert SERVICES["trino_secure"].depends_on == ("postgres", "s3")
 
 

@@ -43,6 +43,12 @@ def point_at(port: int, password: str = "canary-doctor-pw") -> None:
         trino={"host": "127.0.0.1", "port": port, "user": "u"},
         mlflow={"tracking_uri": f"http://127.0.0.1:{port}", "password": password},
         datahub={"gms_url": f"http://127.0.0.1:{port}", "token": password},
+        kafka={
+            "bootstrap_servers": f"127.0.0.1:{port}",
+            "security_protocol": "SASL_PLAINTEXT",
+            "username": "u",
+            "password": password,
+        },
     )
 
 
