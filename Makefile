@@ -5,7 +5,7 @@ SHELL := /bin/bash
 UV_VERSION := 0.13.9
 # checkov (the chart tests scan the rendered manifests) pins packaging, urllib3, ... below the
 # project's locks, so it lives in its own environment under .tools.
-CHECKOV_VERSION := 3.3.30
+CHECKOV_LOCK := tests/helm/checkov-requirements.txt
 CHECKOV = $(TOOLS)/checkov/bin/checkov
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
@@ -16,7 +16,7 @@ PY313 ?= $(shell (python3.13 -c 'import sys; print(sys.executable)' || PYENV_VER
 export UV_CACHE_DIR ?= $(HOME)/.cache/uv
 
 .PHONY: demo test lint typecheck unit test-313 bench system-deps install clean \
-	chart-tools chart-schema generated image image-requirements image-requirements-check image-context \
+	chart-tools checkov-lock chart-schema generated image image-requirements image-requirements-check image-context \
 	image-lint
 
 $(UV):
@@ -29,9 +29,15 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 install: $(VENV)/.synced
 
-$(CHECKOV): | $(UV)
+$(CHECKOV): $(CHECKOV_LOCK) | $(UV)
 	$(UV) venv --quiet --allow-existing --python 3.11 $(TOOLS)/checkov
-	VIRTUAL_ENV=$(TOOLS)/checkov $(UV) pip install --quiet "checkov==$(CHECKOV_VERSION)"
+	VIRTUAL_ENV=$(TOOLS)/checkov $(UV) pip sync --quiet --require-hashes $(CHECKOV_LOCK)
+	touch $@
+
+# Re-pin checkov and everything it needs, with hashes (after changing tests/helm/checkov.in).
+checkov-lock: $(UV)
+	$(UV) pip compile tests/helm/checkov.in --python-version 3.11 --generate-hashes \
+		--quiet --output-file $(CHECKOV_LOCK)
 
 # What the Helm chart tests need beyond the Python packages.
 chart-tools: $(CHECKOV)
