@@ -7,7 +7,6 @@ mapped to a status here, once for all connectors.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import json
 import multiprocessing
@@ -15,7 +14,7 @@ import multiprocessing.connection
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
@@ -141,27 +140,40 @@ def _status(error: Exception) -> Status:
     return Status.ERROR
 
 
-def run_check(entry: Connector, timeout: float, deep: bool = False) -> CheckResult:
-    """Load ``entry``'s settings and run its check (unbounded; :func:`run` bounds it);
-    ``deep`` is passed to checks that take it (e.g. MLflow's artifact store write)."""
-    settings: ServiceSettings | None = None
-    started = time.perf_counter()
+def prepare_check(entry: Connector, timeout: float) -> ServiceSettings | CheckResult:
+    """``entry``'s settings bounded by ``timeout`` (one attempt), or the final result when there
+    is nothing to check: not configured, or settings that do not load."""
     try:
         settings = entry.settings_class().load()
-        if not settings.configured:
-            missing = [n for n in settings.required if getattr(settings, n) is None]
-            vars_ = ", ".join(env_var(entry.name, n) for n in missing)
-            return CheckResult(entry.name, Status.NOT_CONFIGURED, hint=f"set {vars_}")
-        bounded = settings.model_copy(
-            update={
-                "connect_timeout": min(settings.connect_timeout, timeout),
-                "request_timeout": min(settings.request_timeout, timeout),
-                "max_attempts": 1,
-            }
+    except ConfigurationError as exc:
+        return CheckResult(
+            entry.name,
+            Status.MISCONFIGURED,
+            0.0,
+            str(exc),
+            _hint(exc, Status.MISCONFIGURED, entry.name, None),
         )
+    if not settings.configured:
+        missing = [n for n in settings.required if getattr(settings, n) is None]
+        vars_ = ", ".join(env_var(entry.name, n) for n in missing)
+        return CheckResult(entry.name, Status.NOT_CONFIGURED, hint=f"set {vars_}")
+    return settings.model_copy(
+        update={
+            "connect_timeout": min(settings.connect_timeout, timeout),
+            "request_timeout": min(settings.request_timeout, timeout),
+            "max_attempts": 1,
+        }
+    )
+
+
+def execute_check(entry: Connector, settings: ServiceSettings, deep: bool = False) -> CheckResult:
+    """Run ``entry``'s check with ``settings`` (unbounded; :func:`run` bounds it) and turn its
+    outcome into a result, redacted once here; ``deep`` is passed to checks that take it."""
+    started = time.perf_counter()
+    try:
         check = entry.load().check
         deep_ok = deep and "deep" in inspect.signature(check).parameters
-        detail = check(bounded, deep=True) if deep_ok else check(bounded)  # type: ignore[call-arg]
+        detail = check(settings, deep=True) if deep_ok else check(settings)  # type: ignore[call-arg]
         status, hint = Status.OK, None
     except (ServiceError, ConfigurationError, MissingExtraError) as exc:
         status = _status(exc)
@@ -169,16 +181,21 @@ def run_check(entry: Connector, timeout: float, deep: bool = False) -> CheckResu
     except Exception as exc:
         status, detail, hint = Status.ERROR, f"{type(exc).__name__}: {exc}", None
     latency = (time.perf_counter() - started) * 1000
-    secrets = settings.secret_values() if settings is not None else []
-    endpoint = settings.endpoint if settings is not None else None
+    secrets = settings.secret_values()
     return CheckResult(
         entry.name,
         status,
         round(latency, 1),
         redact(detail, secrets),
         redact(hint, secrets) if hint else None,
-        endpoint,
+        settings.endpoint,
     )
+
+
+def run_check(entry: Connector, timeout: float, deep: bool = False) -> CheckResult:
+    """Load ``entry``'s settings and run its check in this thread (unbounded)."""
+    prepared = prepare_check(entry, timeout)
+    return prepared if isinstance(prepared, CheckResult) else execute_check(entry, prepared, deep)
 
 
 Isolation = Literal["auto", "fork", "forkserver", "thread"]
@@ -195,26 +212,46 @@ def run(
     """Check ``services`` (default: all) concurrently; each is cut off after ``timeout`` s.
     ``deep``: also the slower, writing checks of connectors that have one.
 
-    Each check runs in a process of its own: importing the client libraries, most of a
-    check's time, then runs on every core instead of one after another under the GIL, and a
-    check still running at the deadline is killed. A single-threaded caller (the CLI) forks;
-    a multi-threaded one (a notebook kernel, where forking is unsafe) starts the checks from
-    multiprocessing's fork server, handing them its environment and ``configure()`` values.
-    ``isolation="thread"`` runs checks in daemon threads instead (one that hangs is abandoned).
-    Either way the call returns within ``timeout`` plus a small margin.
+    Settings are resolved here; each configured service's check then runs in a process of its
+    own: importing the client libraries, most of a check's time, then runs on every core
+    instead of one after another under the GIL, and a check still running at the deadline is
+    killed. A single-threaded caller (the CLI) forks; a multi-threaded one (a notebook kernel,
+    where forking is unsafe) starts the checks from multiprocessing's fork server, handing
+    them the resolved settings and its environment. ``isolation="thread"`` runs checks in
+    daemon threads instead (one that hangs is abandoned). Either way the call returns within
+    ``timeout`` (counted once the checks are started) plus a small margin.
     """
     entries = [connector(name) for name in services] or list(CONNECTORS.values())
     for name in require:
         connector(name)
     if isolation == "auto":
         isolation = "fork" if threading.active_count() == 1 else "forkserver"
-    check = functools.partial(run_check, timeout=timeout, deep=deep)
+    results: dict[str, CheckResult] = {}
+    jobs: list[Job] = []
+    for entry in entries:
+        prepared = prepare_check(entry, timeout)
+        if isinstance(prepared, CheckResult):
+            results[entry.name] = prepared
+        else:
+            jobs.append(Job(entry, prepared, deep))
     if isolation == "thread":
-        results = _in_threads(entries, check, timeout)
-    else:
-        results = _in_processes(entries, check, timeout, isolation)
+        results |= _in_threads(jobs, timeout)
+    elif jobs:
+        results |= _in_processes(jobs, timeout, isolation)
     ordered = [results.get(e.name) or _no_answer(e, timeout) for e in entries]
     return DoctorReport(ordered, frozenset(require), timeout)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One check to run: the connector, its bounded settings, and whether to go deep."""
+
+    entry: Connector
+    settings: ServiceSettings
+    deep: bool
+
+    def __call__(self) -> CheckResult:
+        return execute_check(self.entry, self.settings, self.deep)
 
 
 def _no_answer(entry: Connector, timeout: float) -> CheckResult:
@@ -228,18 +265,13 @@ def _no_answer(entry: Connector, timeout: float) -> CheckResult:
     )
 
 
-CheckOne = Callable[[Connector], CheckResult]
-
-
-def _in_threads(
-    entries: list[Connector], check: CheckOne, timeout: float
-) -> dict[str, CheckResult]:
+def _in_threads(jobs: list[Job], timeout: float) -> dict[str, CheckResult]:
     results: dict[str, CheckResult] = {}
 
-    def work(entry: Connector) -> None:
-        results[entry.name] = check(entry)
+    def work(job: Job) -> None:
+        results[job.entry.name] = job()
 
-    threads = [threading.Thread(target=work, args=(e,), daemon=True) for e in entries]
+    threads = [threading.Thread(target=work, args=(job,), daemon=True) for job in jobs]
     deadline = time.monotonic() + timeout
     for thread in threads:
         thread.start()
@@ -248,39 +280,19 @@ def _in_threads(
     return results
 
 
-@dataclass(frozen=True)
-class _CallerState:
-    """What a check process started by the fork server needs from the caller: its
-    environment and its ``configure()`` values (a forked one has them already)."""
-
-    environ: dict[str, str]
-    overrides: dict[str, dict[str, Any]]
-
-    def apply(self) -> None:
-        from carbon_sdk.settings.carbon import configure
-
-        os.environ.clear()
-        os.environ.update(self.environ)
-        configure(**self.overrides)
-
-
-def _in_processes(
-    entries: list[Connector], check: CheckOne, timeout: float, method: str
-) -> dict[str, CheckResult]:
-    from carbon_sdk.settings.carbon import configured_overrides
-
+def _in_processes(jobs: list[Job], timeout: float, method: str) -> dict[str, CheckResult]:
     context: ForkContext | ForkServerContext = multiprocessing.get_context("fork")
     if method == "forkserver":
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["carbon_sdk.health"])
-    state = _CallerState(dict(os.environ), configured_overrides())
+    environ = dict(os.environ)
     pending: dict[Connection[Any, CheckResult], tuple[Connector, Any]] = {}
-    for entry in entries:
+    for job in jobs:
         reader, writer = context.Pipe(duplex=False)
-        process = context.Process(target=_child, args=(check, entry, writer, state), daemon=True)
+        process = context.Process(target=_child, args=(job, writer, environ), daemon=True)
         process.start()
         writer.close()
-        pending[reader] = (entry, process)
+        pending[reader] = (job.entry, process)
     results: dict[str, CheckResult] = {}
     deadline = time.monotonic() + timeout
     while pending and (left := deadline - time.monotonic()) > 0:
@@ -300,7 +312,9 @@ def _in_processes(
     return results
 
 
-def _child(check: CheckOne, entry: Connector, writer: Any, state: _CallerState) -> None:
-    state.apply()
-    writer.send(check(entry))
+def _child(job: Job, writer: Any, environ: dict[str, str]) -> None:
+    """A check process: the caller's environment (a fork server's is older), then the check."""
+    os.environ.clear()
+    os.environ.update(environ)
+    writer.send(job())
     writer.close()

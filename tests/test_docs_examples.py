@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from carbon_sdk.dev.pytest_plugin import StackEnv, StartServices
+from carbon_sdk.dev.registry import SERVICES
 from carbon_sdk.dev.s3 import admin_client
 from carbon_sdk.settings.carbon import reload
 
@@ -76,7 +77,13 @@ def test_examples_run(
     monkeypatch: pytest.MonkeyPatch,
     report: dict[str, str],
 ) -> None:
-    stack_env("postgres", "s3", "trino")
+    # a connector's page also gets its server (mlflow, kafka, ray...); DataHub has none here:
+    # its page runs on DataHub Lite, the local backend
+    own = (page.stem,) if page.stem in SERVICES else ()
+    stack_env("postgres", "s3", "trino", *own)
+    if page.stem == "datahub":
+        monkeypatch.setenv("CARBON_DATAHUB__BACKEND", "lite")
+        monkeypatch.setenv("CARBON_DATAHUB__LITE_PATH", str(tmp_path / "lite.db"))
     monkeypatch.setenv("CARBON_POSTGRES__DATABASE", fresh_database)
     monkeypatch.setenv("CARBON_S3__BUCKET", fresh_bucket)
     monkeypatch.chdir(tmp_path)

@@ -123,12 +123,6 @@ def configure(**overrides: Mapping[str, Any]) -> CarbonSettings:
     return get_settings()
 
 
-def configured_overrides() -> dict[str, dict[str, Any]]:
-    """A copy of the values set with :func:`configure` (for handing to another process)."""
-    with _lock:
-        return {name: dict(values) for name, values in _overrides.items()}
-
-
 def reload() -> CarbonSettings:
     """Forget :func:`configure` overrides and re-read environment, secrets and config files."""
     global _cached  # noqa: PLW0603

@@ -174,7 +174,7 @@ def test_html_repr_for_notebooks(endpoints: dict[str, int]) -> None:
     assert "canary-doctor-pw" not in html
 
 
-def test_fork_server_children_see_the_callers_environment_and_configure(
+def test_fork_server_children_get_resolved_settings_and_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A multi-threaded caller (a notebook kernel) gets its checks from the fork server, which
