@@ -7,6 +7,7 @@ subclass and add one line below.
 from __future__ import annotations
 
 from .postgres import PostgresService
+from .ray import RayService
 from .s3 import S3Service
 from .service import Service
 from .trino import SecureTrinoService, TrinoService
@@ -18,5 +19,6 @@ SERVICES: dict[str, Service] = {
         S3Service(),
         TrinoService(),
         SecureTrinoService(),
+        RayService(),
     )
 }
