@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())  # silent unless configured
 
 if TYPE_CHECKING:
-    from carbon_sdk import postgres, s3, trino
+    from carbon_sdk import postgres, ray, s3, trino
     from carbon_sdk.errors import (
         AuthFailed,
         CarbonError,
@@ -64,6 +64,7 @@ __all__ = [
     "doctor",
     "get_settings",
     "postgres",
+    "ray",
     "reload",
     "s3",
     "trino",

@@ -65,6 +65,7 @@ CONNECTORS: dict[str, Connector] = {
         Connector("postgres", "PostgreSQL", "postgres"),
         Connector("s3", "S3 (MinIO)", "s3"),
         Connector("trino", "Trino", "trino"),
+        Connector("ray", "Ray", "ray"),
     )
 }
 

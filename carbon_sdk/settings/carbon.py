@@ -14,6 +14,7 @@ from .sources import ArgumentSource, Resolution
 
 if TYPE_CHECKING:
     from carbon_sdk.postgres import PostgresSettings
+    from carbon_sdk.ray import RaySettings
     from carbon_sdk.s3 import S3Settings
     from carbon_sdk.trino import TrinoSettings
 
@@ -30,6 +31,7 @@ class CarbonSettings:
 
     if TYPE_CHECKING:
         postgres: PostgresSettings
+        ray: RaySettings
         s3: S3Settings
         trino: TrinoSettings
 
