@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import socket
 import sys
@@ -122,10 +123,13 @@ class RayService(Service):
         ]
 
     def env(self, ctx: ServiceContext) -> dict[str, str]:
-        """Usage stats off, the two metrics ports Ray only takes from the environment, and
-        patience for the agents on a busy machine (the raylet aborts after 15 s otherwise)."""
+        """Usage stats off, this Python's directory first on ``PATH`` (job entrypoints run
+        ``python``), the two metrics ports Ray only takes from the environment, and patience for
+        the agents on a busy machine (the raylet aborts after 15 s otherwise)."""
+        python_bin = str(Path(sys.executable).parent)  # `python` in a job entrypoint is ours
         return {
             **ENV,
+            "PATH": os.pathsep.join([python_bin, os.environ.get("PATH", os.defpath)]),
             "DASHBOARD_METRIC_PORT": str(ctx.ports["dashboard_metrics"]),
             "AUTOSCALER_METRIC_PORT": str(ctx.ports["autoscaler_metrics"]),
             "RAY_agent_register_timeout_ms": str(AGENT_TIMEOUT_MS),
