@@ -12,26 +12,35 @@ The head keeps its session files (logs, sockets, the ``ray_current_cluster`` add
 short temporary directory of its own rather than ``/tmp/ray``: Unix socket paths must stay under
 108 bytes, and a plain ``ray.init()`` elsewhere on the machine must not find this cluster.
 
-``--block`` keeps ``ray start`` in the foreground as the supervisor's recorded process; GCS,
-raylet, dashboard and workers are its descendants in the same process group, so ``dev down``
-stops exactly them by process group. Never run ``ray stop``: it kills every Ray process on the
+``--block`` keeps ``ray start`` in the foreground, under a small launcher (:func:`launch`, the
+supervisor's recorded process) that retries a start-up Ray timed out; GCS, raylet, dashboard
+and workers are its descendants in the same process group, so ``dev down`` stops exactly them
+by process group. Never run ``ray stop``: it kills every Ray process on the
 machine by name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .ports import HOST
 from .service import DevStackError, Service, ServiceContext
+
+if TYPE_CHECKING:
+    from . import process
 
 NUM_CPUS = 2
 OBJECT_STORE_BYTES = 200 * 1024 * 1024
@@ -83,7 +92,7 @@ class RayService(Service):
     ports = (*_FIXED, *worker_port_names())
     main_port = "client"
     default = False  # about 700 MB of memory: started when named (dev up ray) or by a test
-    ready_timeout = 120.0  # 4-8 s on an idle machine; half a minute under load
+    ready_timeout = 240.0  # seconds on an idle machine; ~30 s per attempt under load
 
     def prepare(self, ctx: ServiceContext) -> None:
         """Choose the session directory (short, outside ``/tmp/ray``) and create it."""
@@ -92,10 +101,14 @@ class RayService(Service):
         ctx.paths["temp_dir"] = str(temp_dir)
 
     def command(self, ctx: ServiceContext) -> list[str]:
-        """``ray start --head --block`` with every address and port explicit."""
+        """``ray start --head --block`` with every address and port explicit, under
+        :func:`launch` (which retries a start-up that timed out)."""
         p = ctx.ports
         workers = ",".join(str(p[name]) for name in worker_port_names())
         return [
+            sys.executable,
+            "-m",
+            "carbon_sdk.dev.ray",
             str(find_ray()),
             "start",
             "--head",
@@ -175,3 +188,53 @@ def _node_alive(dashboard: str) -> bool:
         return False
     nodes = (((body or {}).get("data") or {}).get("result") or {}).get("result") or []
     return any(node.get("state") == "ALIVE" for node in nodes)
+
+
+# -- the launcher ------------------------------------------------------------------------------
+
+ATTEMPTS = 3
+RETRY_WINDOW = 150.0  # seconds: a `ray start` failing later than this is not retried
+
+
+def launch(argv: list[str], attempts: int = ATTEMPTS) -> int:
+    """Run ``ray start ... --block`` (``argv``) in this process group; if it fails during
+    start-up, stop what it left in the group and run it again, up to ``attempts`` times.
+
+    ``ray start`` gives the raylet a fixed 30 s to register, and the raylet first waits for its
+    agents (Python processes): on a machine under heavy load (a load average of 10 on 2 cores)
+    that is sometimes not enough, and Ray offers no setting to extend it. Returns the exit code.
+    """
+    from . import process
+
+    me = process.ProcessHandle(os.getpid(), os.getpgid(0), process.start_ticks(os.getpid()))
+    code = 1
+    for attempt in range(1, attempts + 1):
+        began = time.monotonic()
+        code = subprocess.call(argv)
+        _stop_others(me)
+        if code == 0 or attempt == attempts or time.monotonic() - began > RETRY_WINDOW:
+            return code
+        print(
+            f"carbon-sdk: `ray start` exited with {code} during start-up "
+            f"(attempt {attempt} of {attempts}); starting it again",
+            flush=True,
+        )
+    return code
+
+
+def _stop_others(me: process.ProcessHandle) -> None:
+    """SIGKILL every other process of this group (what a failed start left) and wait for them."""
+    from . import process
+
+    deadline = time.monotonic() + 10.0
+    while others := [pid for pid in process.group_members(me) if pid != me.pid]:
+        for pid in others:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
+
+
+if __name__ == "__main__":
+    sys.exit(launch(sys.argv[1:]))
