@@ -61,11 +61,20 @@ _FIXED = (
 AGENT_TIMEOUT_MS = 120_000
 ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
+    # Ray 2.60 turns token auth on by itself when ~/.ray/auth_token exists (any earlier
+    # `ray.init` or `ray get-auth-token --generate` of this user writes it): the dev head must
+    # not depend on that file. It listens on 127.0.0.1 only.
+    "RAY_AUTH_MODE": "disabled",
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     "RAY_DISABLE_DOCKER_CPU_WARNING": "1",
     # On SIGTERM `ray start --block` first asks the GCS to drain the node, for up to 30 s; the
     # GCS gets the same SIGTERM from the process group, so that would only ever time out.
     "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+    # No idle workers started with the raylet: they would compete with its agents for the CPU
+    # inside Ray's fixed 30 s start-up window; workers start on the first task instead.
+    "RAY_enable_worker_prestart": "0",
+    # A worker may take long to start on a loaded machine; Ray's default kills it after 60 s.
+    "RAY_worker_register_timeout_seconds": "300",
 }
 
 
@@ -92,7 +101,7 @@ class RayService(Service):
     ports = (*_FIXED, *worker_port_names())
     main_port = "client"
     default = False  # about 700 MB of memory: started when named (dev up ray) or by a test
-    ready_timeout = 240.0  # seconds on an idle machine; ~30 s per attempt under load
+    ready_timeout = 300.0  # seconds when idle; minutes under a load average of 15 on 2 cores
 
     def prepare(self, ctx: ServiceContext) -> None:
         """Choose the session directory (short, outside ``/tmp/ray``) and create it."""
@@ -173,7 +182,7 @@ def _dashboard(ctx: ServiceContext) -> str:
 
 def _accepts(host: str, port: int) -> bool:
     try:
-        with socket.create_connection((host, port), timeout=0.5):
+        with socket.create_connection((host, port), timeout=2.0):
             return True
     except OSError:
         return False
@@ -182,7 +191,7 @@ def _accepts(host: str, port: int) -> bool:
 def _node_alive(dashboard: str) -> bool:
     """Whether the state API lists an alive node (``GET /api/v0/nodes``)."""
     try:
-        with urllib.request.urlopen(f"{dashboard}/api/v0/nodes", timeout=2.0) as response:  # noqa: S310
+        with urllib.request.urlopen(f"{dashboard}/api/v0/nodes", timeout=10.0) as response:  # noqa: S310
             body = json.load(response)
     except (OSError, ValueError):
         return False
