@@ -79,6 +79,7 @@ def point_at(port: int, password: str = "canary-doctor-pw") -> None:
             "secret_access_key": password,
         },
         trino={"host": "127.0.0.1", "port": port, "user": "u"},
+        ray={"host": "127.0.0.1", "client_port": port, "dashboard_port": port, "token": password},
     )
 
 
