@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())  # silent unless configured
 
 if TYPE_CHECKING:
-    from carbon_sdk import datahub, kafka, mlflow, postgres, s3, trino
+    from carbon_sdk import datahub, kafka, mlflow, postgres, ray, s3, trino
     from carbon_sdk.errors import (
         AuthFailed,
         CarbonError,
@@ -67,6 +67,7 @@ __all__ = [
     "kafka",
     "mlflow",
     "postgres",
+    "ray",
     "reload",
     "s3",
     "trino",

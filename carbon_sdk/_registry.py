@@ -68,6 +68,7 @@ CONNECTORS: dict[str, Connector] = {
         Connector("mlflow", "MLflow", "mlflow"),
         Connector("datahub", "DataHub", "datahub"),
         Connector("kafka", "Kafka", "kafka"),
+        Connector("ray", "Ray", "ray"),
     )
 }
 

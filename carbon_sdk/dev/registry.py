@@ -10,6 +10,7 @@ from .jupyterhub import JupyterHubService
 from .kafka import KafkaService
 from .mlflow import AuthMlflowService, MlflowService
 from .postgres import PostgresService
+from .ray import RayService
 from .s3 import S3Service
 from .service import Service
 from .trino import SecureTrinoService, TrinoService
@@ -25,5 +26,6 @@ SERVICES: dict[str, Service] = {
         MlflowService(),
         AuthMlflowService(),
         KafkaService(),
+        RayService(),
     )
 }

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from carbon_sdk.kafka import KafkaSettings
     from carbon_sdk.mlflow import MlflowSettings
     from carbon_sdk.postgres import PostgresSettings
+    from carbon_sdk.ray import RaySettings
     from carbon_sdk.s3 import S3Settings
     from carbon_sdk.trino import TrinoSettings
 
@@ -36,6 +37,7 @@ class CarbonSettings:
         mlflow: MlflowSettings
         kafka: KafkaSettings
         postgres: PostgresSettings
+        ray: RaySettings
         s3: S3Settings
         trino: TrinoSettings
 

@@ -49,6 +49,7 @@ def point_at(port: int, password: str = "canary-doctor-pw") -> None:
             "username": "u",
             "password": password,
         },
+        ray={"host": "127.0.0.1", "client_port": port, "dashboard_port": port, "token": password},
     )
 
 
