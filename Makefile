@@ -70,9 +70,13 @@ test-313: $(UV)
 test: install system-deps chart-tools lint typecheck test-313
 	$(VENV)/bin/pytest
 
+# Every server the example notebooks use (Ray is not in a bare `dev up`: ~700 MB).
+DEMO_SERVICES := postgres s3 trino mlflow kafka ray
+
 demo: install system-deps
-	$(VENV)/bin/carbon-sdk dev up
-	CARBON_PROFILE=dev $(VENV)/bin/carbon-sdk doctor --require postgres --require s3 --require trino
+	$(VENV)/bin/carbon-sdk dev up $(DEMO_SERVICES)
+	CARBON_PROFILE=dev $(VENV)/bin/carbon-sdk doctor --timeout 30 \
+		$(foreach s,$(DEMO_SERVICES),--require $(s))
 	CARBON_PROFILE=dev $(PY) notebooks/run.py
 	@echo "The stack keeps running: CARBON_PROFILE=dev points the SDK at it; 'carbon-sdk dev down' stops it."
 

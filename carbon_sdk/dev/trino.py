@@ -281,8 +281,11 @@ class TrinoService(Service):
         return {"JAVA_HOME": str(java_home())}
 
     def probe(self, ctx: ServiceContext) -> bool:
-        """``GET /v1/info`` answers with ``"starting": false``."""
-        return _info_ready(f"http://{HOST}:{ctx.ports['http']}/v1/info")
+        """``GET /v1/info`` answers with ``"starting": false`` and a query that needs a worker
+        runs (right after start the coordinator may not list itself as a worker yet: "nodes is
+        empty", NO_NODES_AVAILABLE)."""
+        url = f"http://{HOST}:{ctx.ports['http']}"
+        return _info_ready(f"{url}/v1/info") and _query_ready(url)
 
     def settings(self, ctx: ServiceContext) -> dict[str, object]:
         """``host``, ``port``, ``http_scheme`` (``http``), ``user`` and ``catalog``."""
@@ -345,7 +348,11 @@ class SecureTrinoService(TrinoService):
     def probe(self, ctx: ServiceContext) -> bool:
         """``GET /v1/info`` over HTTPS (verified with the stack's CA) says it is not starting."""
         context = ssl.create_default_context(cafile=str(_ca_pem(ctx)))
-        return _info_ready(f"https://{HOST}:{ctx.ports['https']}/v1/info", context)
+        url = f"https://{HOST}:{ctx.ports['https']}"
+        basic = base64.b64encode(f"{USER}:{ctx.secrets['password']}".encode()).decode()
+        return _info_ready(f"{url}/v1/info", context) and _query_ready(
+            url, context, {"Authorization": f"Basic {basic}"}
+        )
 
     def settings(self, ctx: ServiceContext) -> dict[str, object]:
         """What a client needs: ``host``, ``port`` (HTTPS), ``http_scheme``, ``ca_bundle``,
@@ -378,6 +385,26 @@ def _info_ready(url: str, context: ssl.SSLContext | None = None) -> bool:
     except (urllib.error.URLError, OSError, ValueError):
         return False
     return isinstance(info, dict) and info.get("starting") is False
+
+
+def _query_ready(
+    url: str, context: ssl.SSLContext | None = None, headers: dict[str, str] | None = None
+) -> bool:
+    """Whether a query on the worker (``tpch.tiny.region``) runs to FINISHED."""
+    sent = {"X-Trino-User": USER, **(headers or {})}
+    request = urllib.request.Request(  # noqa: S310 - the stack's own http(s) URL
+        f"{url}/v1/statement", b"SELECT count(*) FROM tpch.tiny.region", sent, method="POST"
+    )
+    try:
+        for _ in range(100):  # a few polls; the probe is repeated anyway
+            with urllib.request.urlopen(request, timeout=5.0, context=context) as response:  # noqa: S310
+                document = json.load(response)
+            if document.get("error") or "nextUri" not in document:
+                return bool(document.get("stats", {}).get("state") == "FINISHED")
+            request = urllib.request.Request(document["nextUri"], headers=sent)  # noqa: S310
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    return False
 
 
 # -- credentials -------------------------------------------------------------------------------

@@ -201,7 +201,7 @@ def test_secure_trino_needs_credentials_over_https(carbon_services: StartService
 
 def test_bare_up_starts_trino_but_not_the_secure_one() -> None:
     defaults = [name for name, s in SERVICES.items() if s.default]
-    assert defaults == ["postgres", "s3", "trino", "mlflow", "kafka", "ray"]
+    assert defaults == ["postgres", "s3", "trino", "mlflow", "kafka"]
     assert SERVICES["trino_secure"].depends_on == ("postgres", "s3")
 
 
