@@ -276,16 +276,6 @@ def _gms(settings: DatahubSettings) -> dict[str, Any]:
     }
 
 
-def _session_env(client: Any, settings: DatahubSettings) -> Any:
-    """Configured TLS only: ``REQUESTS_CA_BUNDLE`` must not replace it (requests does that
-    when ``trust_env`` is on); proxies from the environment still apply."""
-    requests_mod = import_client("requests", SERVICE)
-    session = client._session
-    session.trust_env = False
-    session.proxies.update(requests_mod.utils.get_environ_proxies(str(settings.gms_url)))
-    return client
-
-
 def emitter(**overrides: Any) -> DatahubRestEmitter:
     """A ``DatahubRestEmitter`` for GMS with the token, timeouts and TLS settings applied.
 
@@ -306,7 +296,7 @@ def _emitter(settings: DatahubSettings, timeout: float | None = None) -> Datahub
             read_timeout_sec=min(settings.request_timeout, timeout or settings.request_timeout),
             **kwargs,
         )
-    return cast("DatahubRestEmitter", _session_env(created, settings))
+    return cast("DatahubRestEmitter", created)
 
 
 def graph(**overrides: Any) -> DataHubGraph:
@@ -328,7 +318,7 @@ def _graph(settings: DatahubSettings, timeout: float | None = None) -> DataHubGr
                 **kwargs,
             )
         )
-    return cast("DataHubGraph", _session_env(created, settings))
+    return cast("DataHubGraph", created)
 
 
 def lite(**overrides: Any) -> DataHubLiteLocal[Any]:
