@@ -15,7 +15,7 @@ PY := $(VENV)/bin/python
 PY313 ?= $(shell (python3.13 -c 'import sys; print(sys.executable)' || PYENV_VERSION=$$(pyenv versions --bare | grep '^3\.13' | tail -n1) pyenv which python3.13) 2>/dev/null)
 export UV_CACHE_DIR ?= $(HOME)/.cache/uv
 
-.PHONY: demo test lint typecheck unit test-313 bench system-deps install clean \
+.PHONY: demo docs docs-serve test lint typecheck unit test-313 bench system-deps install clean \
 	chart-tools checkov-lock chart-schema generated image image-requirements image-requirements-check image-context \
 	image-lint
 
@@ -50,6 +50,15 @@ chart-schema: install
 # changing a setting or a dependency (tests fail, naming this target, while any is stale).
 generated: install chart-schema image-requirements
 	$(VENV)/bin/carbon-sdk config schema --markdown > docs/settings-reference.md
+	$(PY) tests/docs/cli_reference.py
+
+# The documentation site (mkdocs.yml), built strictly into build/site; `make docs-serve` previews it.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir build/site
+	@echo "open build/site/index.html"
+
+docs-serve: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict --dev-addr 127.0.0.1:8000
 
 # Servers the local stack runs that come from Debian (PostgreSQL) or need a JDK.
 system-deps:
@@ -77,7 +86,8 @@ demo: install system-deps
 	$(VENV)/bin/carbon-sdk dev up $(DEMO_SERVICES)
 	CARBON_PROFILE=dev $(VENV)/bin/carbon-sdk doctor --timeout 30 \
 		$(foreach s,$(DEMO_SERVICES),--require $(s))
-	CARBON_PROFILE=dev $(PY) notebooks/run.py
+	CARBON_PROFILE=dev $(PY) notebooks/run.py --html build/notebooks
+	@echo "Executed notebooks with their outputs: build/notebooks/*.html"
 	@echo "The stack keeps running: CARBON_PROFILE=dev points the SDK at it; 'carbon-sdk dev down' stops it."
 
 bench: install system-deps
