@@ -18,6 +18,9 @@ spec.loader.exec_module(runner)
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 
+# The servers a notebook declares start inside the test (Trino, Kafka, MLflow and Ray together
+# take minutes on a busy 2-core machine), then every cell runs, each within runner.CELL_TIMEOUT.
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
 def test_notebook_runs(path: Path, stack_env: StackEnv, tmp_path: Path) -> None:
     needed = runner.services(path)
