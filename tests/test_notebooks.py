@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from carbon_sdk.dev.pytest_plugin import StackEnv
@@ -26,4 +27,8 @@ def test_notebook_runs(path: Path, stack_env: StackEnv, tmp_path: Path) -> None:
     needed = runner.services(path)
     assert needed, f"{path.name}: declare the stack services it needs in its metadata"
     stack_env(*needed)
-    runner.execute(path, out_dir=tmp_path)
+    runner.execute(path, out_dir=tmp_path, html_dir=tmp_path / "html")
+    # what `make demo` leaves in build/notebooks: the page with the executed cells' outputs
+    executed = nbformat.read(tmp_path / path.name, as_version=4)
+    assert any(cell.get("outputs") for cell in executed.cells)
+    assert (tmp_path / "html" / f"{path.stem}.html").stat().st_size > 0
