@@ -64,3 +64,17 @@ class ErrorTable:
             if any(fragment in lowered for fragment in rule.text):
                 return rule
         return None
+
+
+def headline(text: str, limit: int = 500) -> str:
+    """The line of a client error message to show: its first line, and when that line only
+    introduces what follows (it ends with ``:``, as Ray's "Initialization failure from
+    server:" before the server's traceback does), the last non-empty line too, which names the
+    cause. At most ``limit`` characters."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    first = lines[0]
+    if first.endswith(":") and len(lines) > 1:
+        first = f"{first} {lines[-1]}"
+    return first[:limit]

@@ -219,8 +219,10 @@ def run(
     where forking is unsafe) starts the checks from multiprocessing's fork server, handing
     them the resolved settings and its environment. ``isolation="thread"`` runs checks in
     daemon threads instead (one that hangs is abandoned). Either way the call returns within
-    ``timeout`` (counted once the checks are started) plus a small margin.
+    ``timeout`` of being called plus a small margin: resolving settings and starting the check
+    processes (slow on a loaded machine) count against it too.
     """
+    deadline = time.monotonic() + timeout
     entries = [connector(name) for name in services] or list(CONNECTORS.values())
     for name in require:
         connector(name)
@@ -235,9 +237,9 @@ def run(
         else:
             jobs.append(Job(entry, prepared, deep))
     if isolation == "thread":
-        results |= _in_threads(jobs, timeout)
+        results |= _in_threads(jobs, deadline)
     elif jobs:
-        results |= _in_processes(jobs, timeout, isolation)
+        results |= _in_processes(jobs, deadline, isolation)
     ordered = [results.get(e.name) or _no_answer(e, timeout) for e in entries]
     return DoctorReport(ordered, frozenset(require), timeout)
 
@@ -265,14 +267,13 @@ def _no_answer(entry: Connector, timeout: float) -> CheckResult:
     )
 
 
-def _in_threads(jobs: list[Job], timeout: float) -> dict[str, CheckResult]:
+def _in_threads(jobs: list[Job], deadline: float) -> dict[str, CheckResult]:
     results: dict[str, CheckResult] = {}
 
     def work(job: Job) -> None:
         results[job.entry.name] = job()
 
     threads = [threading.Thread(target=work, args=(job,), daemon=True) for job in jobs]
-    deadline = time.monotonic() + timeout
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -280,7 +281,7 @@ def _in_threads(jobs: list[Job], timeout: float) -> dict[str, CheckResult]:
     return results
 
 
-def _in_processes(jobs: list[Job], timeout: float, method: str) -> dict[str, CheckResult]:
+def _in_processes(jobs: list[Job], deadline: float, method: str) -> dict[str, CheckResult]:
     context: ForkContext | ForkServerContext = multiprocessing.get_context("fork")
     if method == "forkserver":
         context = multiprocessing.get_context("forkserver")
@@ -294,7 +295,6 @@ def _in_processes(jobs: list[Job], timeout: float, method: str) -> dict[str, Che
         writer.close()
         pending[reader] = (job.entry, process)
     results: dict[str, CheckResult] = {}
-    deadline = time.monotonic() + timeout
     while pending and (left := deadline - time.monotonic()) > 0:
         ready = set(multiprocessing.connection.wait(list(pending), left))
         for reader in [r for r in pending if r in ready]:

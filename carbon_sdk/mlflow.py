@@ -32,7 +32,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from carbon_sdk import __version__
 from carbon_sdk._auth import basic_header, hub_access_token
-from carbon_sdk._classify import ErrorTable, Rule
+from carbon_sdk._classify import ErrorTable, Rule, headline
 from carbon_sdk._lazy import import_client
 from carbon_sdk._log import client_created
 from carbon_sdk._redact import redact, remember
@@ -198,7 +198,7 @@ def _short(text: str) -> str:
     if status := re.search(r"error code (\d{3}) != 200\. Response body: '?(.*?)'?$", text, re.S):
         body = status.group(2).split(". Please see")[0]
         return f"{status.group(1)} {body}".strip()
-    return text.splitlines()[0] if text else text
+    return headline(text)
 
 
 def classify(exc: BaseException, settings: MlflowSettings) -> CarbonError:

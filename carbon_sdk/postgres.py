@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from pydantic import Field, SecretStr, field_validator
 
-from carbon_sdk._classify import ErrorTable, Rule
+from carbon_sdk._classify import ErrorTable, Rule, headline
 from carbon_sdk._lazy import import_client
 from carbon_sdk._log import client_created
 from carbon_sdk._redact import redact
@@ -187,7 +187,7 @@ def classify(
     cause = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error
     text = redact(str(cause).strip() or type(cause).__name__, settings.secret_values())
     text = re.sub(r"^[A-Z_]+: (\[libpq\] )?", "", text)  # ADBC's status code prefix
-    first = text.splitlines()[0]
+    first = headline(text)
     state = getattr(cause, "sqlstate", None) or ""
     rule = ERRORS.match(cause, state)
     if rule is None:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TextIO, cast
 
 from pydantic import Field, SecretStr
 
-from carbon_sdk._classify import ErrorTable, Rule
+from carbon_sdk._classify import ErrorTable, Rule, headline
 from carbon_sdk._lazy import import_client
 from carbon_sdk._log import client_created, logger
 from carbon_sdk._redact import redact, remember
@@ -219,7 +219,7 @@ def classify(exc: BaseException, settings: RaySettings) -> ServiceError:
     """Turn a requests, Ray Client or Jobs API error into the carbon-sdk error saying what went
     wrong (see :data:`ERRORS`); no credential appears in it."""
     text = redact(str(exc).strip() or type(exc).__name__, settings.secret_values())
-    first = text.splitlines()[0][:500]
+    first = headline(text)
     response = getattr(exc, "response", None)
     code = getattr(response, "status_code", None)
     status = str(code) if code else None

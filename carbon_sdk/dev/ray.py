@@ -75,6 +75,10 @@ ENV = {
     "RAY_enable_worker_prestart": "0",
     # A worker may take long to start on a loaded machine; Ray's default kills it after 60 s.
     "RAY_worker_register_timeout_seconds": "300",
+    # Each Ray Client session gets its own server process on the head; the proxy gives it 30 s
+    # to accept connections, then answers "Initialization failure from server". Starting that
+    # process (a Python importing Ray, then a driver) takes longer on a loaded machine.
+    "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "180",
 }
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from carbon_sdk import configure, ray
+from carbon_sdk.errors import Unreachable
 from carbon_sdk.settings.carbon import reload
 
 CANARY = "canary-Secret-0b1d"
@@ -104,3 +105,21 @@ def test_local_versions_are_read_without_importing_ray() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False"]
+
+
+def test_a_failed_server_session_names_the_server_side_cause() -> None:
+    """Ray Client's "Initialization failure from server:" carries the server's traceback: the
+    error shows its last line (the cause), not only the introduction."""
+    settings = ray.RaySettings.load(host="head", token=CANARY)
+    server_traceback = (
+        "Initialization failure from server:\nTraceback (most recent call last):\n"
+        '  File "proxier.py", line 770, in Datapath\n    raise RuntimeError(\n'
+        f"RuntimeError: Starting Ray client server failed (token {CANARY}). See "
+        "ray_client_server_23001.err for detailed logs.\n"
+    )
+    error = ray.classify(ConnectionAbortedError(server_traceback), settings)
+    assert isinstance(error, Unreachable)
+    message = str(error)
+    assert "Initialization failure from server: RuntimeError: Starting Ray client server" in message
+    assert "ray_client_server_23001.err" in message
+    assert CANARY not in message and "Traceback" not in message
