@@ -79,6 +79,10 @@ ENV = {
     # to accept connections, then answers "Initialization failure from server". Starting that
     # process (a Python importing Ray, then a driver) takes longer on a loaded machine.
     "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "180",
+    # `ray start` gives the dashboard 60 s to publish its address, else it fails the start; the
+    # dashboard starts nine Python subprocesses that each import Ray, over 60 s under a load
+    # average of 15 on 2 cores ("Failed to start the dashboard", three attempts in a row).
+    "RAY_DASHBOARD_STARTUP_TIMEOUT_S": "240",
 }
 
 
