@@ -13,6 +13,7 @@ library) until a magic runs.
     run the cell's SQL and show the result (a header line: rows, time, query id and link, then
     the table); ``-o NAME`` also binds it to ``NAME``. ``:name`` in the SQL is a parameter
     bound by the server to the notebook variable ``name`` (see docs/sql-parameters.md).
+    In ``%%trino`` cells, Tab completes catalog, schema and table names (``tpch.tiny.<TAB>``).
 """
 
 from __future__ import annotations
@@ -167,6 +168,11 @@ def load_ipython_extension(ipython: Any) -> None:
         ipython.register_magic_function(
             _cell_magic(ipython, magic), magic_kind="cell", magic_name=magic
         )
+    from carbon_sdk._complete import trino_matcher
+
+    matchers = ipython.Completer.custom_matchers
+    if trino_matcher not in matchers:
+        matchers.append(trino_matcher)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
@@ -176,3 +182,7 @@ def unload_ipython_extension(ipython: Any) -> None:
         magics["line"].pop(name, None)
     for name in CELL_MAGICS:
         magics["cell"].pop(name, None)
+    from carbon_sdk._complete import trino_matcher
+
+    if trino_matcher in ipython.Completer.custom_matchers:
+        ipython.Completer.custom_matchers.remove(trino_matcher)

@@ -3,6 +3,9 @@ real IPython shell and in a real kernel (nbclient)."""
 
 from __future__ import annotations
 
+import signal
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -136,6 +139,31 @@ def test_query_errors_reach_the_cell(shell: InteractiveShell) -> None:
     assert "no_such_table" in str(result.error_in_exec)
 
 
+def test_interrupting_a_trino_cell_cancels_the_query(shell: InteractiveShell) -> None:
+    marker = uuid.uuid4().hex
+    timer = threading.Timer(
+        2.0, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT)
+    )
+    timer.start()
+    result = shell.run_cell(
+        f"%%trino\nselect count(*) from tpch.sf100.lineitem where comment <> '{marker}'"
+    )
+    timer.join()
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    lookup = (
+        "select state, error_code from system.runtime.queries "
+        f"where query like '%{marker}%' and query not like '%system.runtime%'"
+    )
+    deadline = time.monotonic() + 20
+    while (found := trino.query(lookup)).empty or found.loc[0, "state"] not in (
+        "FAILED",
+        "FINISHED",
+    ):
+        assert time.monotonic() < deadline, found
+        time.sleep(0.5)
+    assert (found.loc[0, "state"], found.loc[0, "error_code"]) == ("FAILED", "USER_CANCELED")
+
+
 # ---- in a real kernel -------------------------------------------------------------------------
 
 
@@ -145,7 +173,7 @@ def test_magics_in_a_kernel(both: None) -> None:
             nbformat.v4.new_code_cell("%load_ext carbon_sdk\nn = 2"),
             nbformat.v4.new_code_cell("%%postgres -o pg\nselect g from generate_series(1, :n) g"),
             nbformat.v4.new_code_cell("%%trino\nselect count(*) as c from tpch.tiny.nation"),
-            nbformat.v4.new_code_cell("list(pg['g']), pg.attrs['carbon']['rows']"),
+            nbformat.v4.new_code_cell("pg['g'].tolist(), pg.attrs['carbon']['rows']"),
         ]
     )
     NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
@@ -156,3 +184,16 @@ def test_magics_in_a_kernel(both: None) -> None:
         assert "<table" in table["data"]["text/html"]
         assert not [o for o in executed.outputs if o.get("name") == "stderr"]  # quick: no bar
     assert notebook.cells[3].outputs[0]["data"]["text/plain"] == "([1, 2], 2)"
+
+
+def test_tab_completes_trino_names_in_trino_cells(shell: InteractiveShell) -> None:
+    from IPython.core.completer import provisionalcompleter
+
+    def complete(text: str) -> set[str]:
+        with provisionalcompleter():
+            return {c.text for c in shell.Completer.completions(text, len(text))}
+
+    assert "tpch" in complete("%%trino\nselect * from tp")
+    assert {"tpch.tiny", "tpch.sf1"} <= complete("%%trino\nselect * from tpch.")
+    assert "tpch.tiny.nation" in complete("%%trino\nselect * from tpch.tiny.na")
+    assert "tpch.tiny.nation" not in complete("%%postgres\nselect * from tpch.tiny.na")
