@@ -131,6 +131,7 @@ def run_sql(magic: str, line: str, cell: str, namespace: dict[str, Any]) -> Any:
     from carbon_sdk._results import capture
 
     args = parse_sql_args(line, magic)
+    cell = cell.strip().removesuffix(";")  # Trino rejects the semicolon SQL cells often end with
     wanted = names(cell, magic)  # type: ignore[arg-type]
     missing = [n for n in wanted if n not in namespace]
     if missing:

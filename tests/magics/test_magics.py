@@ -121,7 +121,7 @@ def test_trino_magic_formats_and_header(
     shell.user_ns["region"] = 1
     out = cell(
         shell,
-        f"%%trino --as {as_}\nselect name from tpch.tiny.nation where regionkey = :region",
+        f"%%trino --as {as_}\nselect name from tpch.tiny.nation where regionkey = :region;\n",
     )
     assert isinstance(out, kind) and len(out) == 5
     printed = capsys.readouterr().out
