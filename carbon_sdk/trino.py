@@ -20,6 +20,7 @@ import itertools
 import json
 import os
 import re
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -34,8 +35,10 @@ from carbon_sdk._classify import ErrorTable, Rule
 from carbon_sdk._hooks import Statement, after_statement
 from carbon_sdk._lazy import import_client
 from carbon_sdk._log import client_created
+from carbon_sdk._params import Params, bind
 from carbon_sdk._progress import progress_bar
 from carbon_sdk._redact import redact
+from carbon_sdk._results import report
 from carbon_sdk._tables import TableFormat, check_format, convert
 from carbon_sdk.errors import (
     AuthFailed,
@@ -53,7 +56,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from trino.dbapi import Connection, Cursor
 
-SERVICE = "trino"
+SERVICE: Literal["trino"] = "trino"
 AuthMode = Literal["none", "basic", "jwt", "jupyterhub"]
 DEFAULT_ENCODINGS = ("json+zstd", "json+lz4", "json")
 HUB_TAG = "jupyterhub-user:"
@@ -567,14 +570,6 @@ def _unique_names(names: list[str]) -> list[str]:
 # ---- queries --------------------------------------------------------------------------------
 
 
-def _params(params: Sequence[Any] | None) -> list[Any] | None:
-    if params is None:
-        return None
-    if isinstance(params, str | bytes) or not isinstance(params, Sequence):
-        raise TypeError("params must be a sequence bound to the ? placeholders (e.g. a tuple)")
-    return list(params)
-
-
 class _Progress:
     """A stats callback advancing a splits bar (in notebooks and terminals only)."""
 
@@ -591,11 +586,11 @@ class _Progress:
 
 @contextmanager
 def _running(
-    settings: TrinoSettings, sql: str, params: Sequence[Any] | None, progress: bool | None
+    settings: TrinoSettings, sql: str, params: Params, progress: bool | None
 ) -> Iterator[tuple[Cursor, Any]]:
     """Execute ``sql`` on a new connection; yield the cursor and its query. An interrupt
     (KeyboardInterrupt) or a consumer that stops early cancels the query on the server."""
-    bound = _params(params)
+    sql, bound = bind(sql, params, SERVICE)
     conn: Any = _connection(settings)
     with progress_bar(None, "trino", extra=SERVICE, enabled=progress, unit="splits") as update:
         cur: Any = conn.cursor(legacy_primitive_types=True, stats_callback=_Progress(update))
@@ -644,7 +639,7 @@ def _columns(query: Any, settings: TrinoSettings) -> list[dict[str, Any]]:
 
 def query(
     sql: str,
-    params: Sequence[Any] | None = None,
+    params: Params = None,
     *,
     as_: TableFormat = "pandas",
     progress: bool | None = None,
@@ -652,15 +647,18 @@ def query(
 ) -> Any:
     """Run ``sql`` and return the whole result as a pandas/polars DataFrame or Arrow table.
 
-    Parameters fill ``?`` placeholders through a server-side prepared statement:
-    ``query("select * from t where id = ?", (42,))``. Types are preserved: decimal(p, s),
+    Parameters are bound through a server-side prepared statement: a sequence fills ``?``, a
+    mapping fills ``:name`` (``query("select * from t where id = :id", {"id": 42})``; see
+    docs/sql-parameters.md). Types are preserved: decimal(p, s),
     timestamp with time zone (tz-aware), date, varbinary as bytes, array/map/row as
     list/map/struct columns, NULLs as missing values. Ctrl-C (a notebook interrupt) cancels the
     query on the server. ``progress``: a splits bar; default on in notebooks and terminals.
     """
     check_format(as_)
+    started = time.perf_counter()
     settings = TrinoSettings.load(**overrides)
     with _running(settings, sql, params, progress) as (cur, running):
+        query_id = cur.query_id
         parts, pending = [], []
         for page in _pages(cur, running, settings):  # convert as pages arrive: bounded Python rows
             pending.extend(page)
@@ -670,7 +668,8 @@ def query(
         columns = _columns(running, settings)
     if pending or not parts:
         parts.append(to_arrow(pending, columns))
-    return convert(_concat(parts), as_)
+    result = convert(_concat(parts), as_)
+    return report(result, SERVICE, started, query_id, settings.query_link(query_id))
 
 
 _CHUNK_ROWS = 100_000
@@ -697,7 +696,7 @@ def _concat(parts: list[pa.Table]) -> pa.Table:
 
 def iter_batches(
     sql: str,
-    params: Sequence[Any] | None = None,
+    params: Params = None,
     *,
     batch_rows: int = 100_000,
     as_: TableFormat = "arrow",
