@@ -72,13 +72,15 @@ test: install system-deps chart-tools lint typecheck test-313
 
 # Every server the example notebooks use (Ray is not in a bare `dev up`: ~700 MB).
 DEMO_SERVICES := postgres s3 trino mlflow kafka ray
+# The stack's profile: `dev`, or `dev-<dir>-<hash>` when CARBON_DEV_HOME names another stack.
+DEV_PROFILE = $$($(VENV)/bin/carbon-sdk dev profile)
 
 demo: install system-deps
 	$(VENV)/bin/carbon-sdk dev up $(DEMO_SERVICES)
-	CARBON_PROFILE=dev $(VENV)/bin/carbon-sdk doctor --timeout 30 \
+	CARBON_PROFILE=$(DEV_PROFILE) $(VENV)/bin/carbon-sdk doctor --timeout 30 \
 		$(foreach s,$(DEMO_SERVICES),--require $(s))
-	CARBON_PROFILE=dev $(PY) notebooks/run.py
-	@echo "The stack keeps running: CARBON_PROFILE=dev points the SDK at it; 'carbon-sdk dev down' stops it."
+	CARBON_PROFILE=$(DEV_PROFILE) $(PY) notebooks/run.py
+	@echo "The stack keeps running: CARBON_PROFILE=$(DEV_PROFILE) points the SDK at it; 'carbon-sdk dev down' stops it."
 
 bench: install system-deps
 	cd benchmarks && for b in bench_*.py; do ../$(PY) $$b || exit 1; done
