@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from carbon_sdk._classify import ErrorTable, Rule
 from carbon_sdk._lazy import import_client
@@ -39,6 +39,7 @@ from carbon_sdk.errors import (
     Unreachable,
 )
 from carbon_sdk.settings import ServiceSettings
+from carbon_sdk.settings.values import host_port_list
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -107,6 +108,11 @@ class KafkaSettings(ServiceSettings):
         default_factory=dict,
         description="More librdkafka properties for every client, e.g. {'linger.ms': '20'}.",
     )
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _valid_servers(cls, servers: str | None) -> str | None:
+        return host_port_list(servers) if servers else servers
 
     @property
     def protocol(self) -> Protocol:

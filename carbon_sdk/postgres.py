@@ -25,6 +25,7 @@ from carbon_sdk._log import client_created
 from carbon_sdk._params import Params, bind
 from carbon_sdk._redact import redact
 from carbon_sdk._results import report
+from carbon_sdk._retry import retry_transient
 from carbon_sdk._tables import TableFormat, check_format, convert, to_arrow
 from carbon_sdk._timeouts import Waited
 from carbon_sdk.errors import (
@@ -171,6 +172,15 @@ ERRORS = ErrorTable(
 )
 
 
+# The server refuses new connections for a moment: too many connections (53300), starting up
+# or in recovery (57P03). Nothing was sent yet, so opening the connection again is safe.
+_TRANSIENT = ("too many connections", "is starting up", "not yet accepting connections")
+
+
+def _transient(exc: Exception) -> bool:
+    return any(text in str(exc) for text in _TRANSIENT)
+
+
 def _position(exc: Exception) -> str | None:
     diag = getattr(exc, "diag", None)  # psycopg
     if diag is not None and diag.statement_position:
@@ -230,8 +240,10 @@ def connect(*, autocommit: bool = False, **overrides: Any) -> psycopg.Connection
     psycopg_mod = import_client("psycopg", SERVICE)
     client_created(settings, "psycopg connection")
     with _errors(settings, psycopg_mod.Error):
-        conn: psycopg.Connection[Any] = psycopg_mod.connect(
-            **settings.libpq_params(), autocommit=autocommit
+        conn: psycopg.Connection[Any] = retry_transient(
+            settings,
+            lambda: psycopg_mod.connect(**settings.libpq_params(), autocommit=autocommit),
+            _transient,
         )
     return conn
 
@@ -248,7 +260,7 @@ def pool(*, min_size: int = 1, max_size: int = 10, **overrides: Any) -> Connecti
     params = settings.libpq_params()
     client_created(settings, "psycopg_pool.ConnectionPool")
     with _errors(settings, psycopg_mod.Error):
-        psycopg_mod.connect(**params).close()
+        retry_transient(settings, lambda: psycopg_mod.connect(**params), _transient).close()
     connection_pool: ConnectionPool[Any] = pool_cls(
         kwargs=params,
         min_size=min_size,
@@ -299,7 +311,7 @@ def _adbc(settings: PostgresSettings) -> Any:
     dbapi = import_client("adbc_driver_postgresql.dbapi", SERVICE)
     errors = import_client("adbc_driver_manager", SERVICE)
     with _errors(settings, errors.Error):
-        return dbapi.connect(settings.uri())
+        return retry_transient(settings, lambda: dbapi.connect(settings.uri()), _transient)
 
 
 # ---- tables ---------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from reliability.report import FaultLog
 
 import carbon_sdk
 from carbon_sdk import AuthFailed, NotFound, Unreachable, s3
@@ -225,7 +226,9 @@ def _closed_port() -> int:
         return port
 
 
-def test_wrong_port_is_unreachable_within_the_timeout(s3_env: dict[str, str]) -> None:
+def test_wrong_port_is_unreachable_within_the_timeout(
+    s3_env: dict[str, str], fault_log: FaultLog
+) -> None:
     configure(
         s3={
             "endpoint_url": f"http://127.0.0.1:{_closed_port()}",
@@ -237,6 +240,7 @@ def test_wrong_port_is_unreachable_within_the_timeout(s3_env: dict[str, str]) ->
         started = time.monotonic()
         with pytest.raises(Unreachable, match=r"s3\.endpoint_url=http://127\.0\.0\.1"):
             call()
+        fault_log("s3", "stopped", Unreachable, time.monotonic() - started, 5)
         assert time.monotonic() - started < 5  # refused, retried once after a backoff
 
 
