@@ -156,6 +156,14 @@ Settings = TrinoSettings
 # ---- errors ---------------------------------------------------------------------------------
 
 _STARTING = ("SERVER_STARTING_UP", "still initializing", "starting up")
+# The server failed on its spooling storage: the word, or a segment object (<id>.json+zstd...)
+_SPOOLING_FAILURE = re.compile(r"spool|key \[[^\]]*\.json(\+\w+)?\]", re.IGNORECASE)
+_SPOOLING_FIX = (
+    "the server could not use its spooling storage for the result's segments: its operator must "
+    "check spooling-manager.properties (fs.location, the storage credentials) and "
+    "protocol.spooling.*, see docs/trino.md (Operators: enabling spooling); meanwhile the direct "
+    "protocol works: trino.encoding=[] (env CARBON_TRINO__ENCODING='[]')"
+)
 
 ERRORS = ErrorTable(
     Rule(
@@ -205,6 +213,8 @@ def classify(
             parts.append(f"line {location[0]}, column {location[1]}")
         if link := settings.query_link(query_id):
             parts.append(link)
+        if _SPOOLING_FAILURE.search(message):
+            parts.append(_SPOOLING_FIX)
         where = ", ".join(p for p in parts if p)
         return QueryError(
             SERVICE, endpoint, f"{error_name}: {message}" + (f" ({where})" if where else "")
@@ -970,7 +980,7 @@ def check(settings: TrinoSettings) -> str:
     if info.get("starting"):
         raise Unreachable(SERVICE, settings.endpoint, f"Trino {version} is still starting")
     with _running(settings, "select current_user", None, False) as result:
-        rows = [row for table in result.tables(1, workers=1, ahead=1) for row in table.to_pylist()]
-    user = rows[0]["current_user"] if rows else "?"
+        users = [u for t in result.tables(1, workers=1, ahead=1) for u in t.column(0).to_pylist()]
+    user = users[0] if users else "?"
     where = "/".join(p for p in (settings.catalog, settings.schema) if p)
     return f"Trino {version} as {user} ({settings.auth} auth)" + (f" on {where}" if where else "")

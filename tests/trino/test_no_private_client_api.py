@@ -31,9 +31,13 @@ def _imports_trino(tree: ast.AST) -> bool:
             a.name == "trino" or a.name.startswith("trino.") for a in node.names
         ):
             return True
-        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            if node.module == "trino" or node.module.startswith("trino."):
-                return True
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and node.module
+            and (node.module == "trino" or node.module.startswith("trino."))
+        ):
+            return True
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Name)
@@ -102,9 +106,7 @@ def test_the_scan_covers_the_connector_and_the_segment_reader() -> None:
 
 def test_no_private_attribute_of_the_trino_client() -> None:
     found = [v for path in _client_modules() for v in _violations(path)]
-    assert not found, "private attributes used (a client upgrade breaks them):\n" + "\n".join(
-        found
-    )
+    assert not found, "private attributes used (a client upgrade breaks them):\n" + "\n".join(found)
 
 
 def test_the_scan_catches_what_the_old_connector_did(tmp_path: Path) -> None:
