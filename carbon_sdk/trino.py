@@ -693,27 +693,42 @@ class _Progress:
             self._done = completed
 
 
+# Spooled segments for streaming: 1-2 MB of JSON (8-16 k rows of tpch orders) instead of the
+# server's 8-16 MB, so a segment being converted holds ~10 MB of Python rows, not ~80 MB.
+# Configured session properties of the same names win.
+STREAM_SEGMENTS = {"spooling_initial_segment_size": "1MB", "spooling_max_segment_size": "2MB"}
+
+
 @contextmanager
 def _running(
-    settings: TrinoSettings, sql: str, params: Sequence[Any] | None, progress: bool | None
+    settings: TrinoSettings,
+    sql: str,
+    params: Sequence[Any] | None,
+    progress: bool | None,
+    *,
+    streaming: bool = False,
 ) -> Iterator[_Result]:
     """Execute ``sql`` on a new connection and yield its :class:`_Result`. Without parameters
     and with spooling encodings configured, the query runs on the client's segment cursor (the
-    server still answers in the direct protocol when its spooling is off). An interrupt
-    (KeyboardInterrupt) or a consumer that stops early cancels the query on the server."""
+    server still answers in the direct protocol when its spooling is off); ``streaming`` asks
+    for small segments (:data:`STREAM_SEGMENTS`), unless the server does not know those session
+    properties. An interrupt (KeyboardInterrupt) or a consumer that stops early cancels the
+    query on the server."""
     bound = _params(params)
     spooling = bound is None and bool(_encodings(settings))
-    conn: Any = _connection(settings, spooling=spooling)
     with progress_bar(None, "trino", extra=SERVICE, enabled=progress, unit="splits") as update:
-        cur: Any = conn.cursor(
-            "segment" if spooling else "row",
-            legacy_primitive_types=True,
-            stats_callback=_Progress(update),
-        )
+        used = settings
+        if spooling and streaming:
+            properties = {**STREAM_SEGMENTS, **settings.session_properties}
+            used = settings.model_copy(update={"session_properties": properties})
+        try:
+            conn, cur = _execute(used, sql, bound, spooling, _Progress(update))
+        except QueryError as exc:
+            if used is settings or "spooling_" not in str(exc):
+                raise
+            conn, cur = _execute(settings, sql, bound, spooling, _Progress(update))
         finished = False
         try:
-            with _errors(settings, cur):
-                cur.execute(sql, bound)
             yield _Result(settings, cur)
             finished = True
             after_statement(
@@ -731,6 +746,33 @@ def _running(
                 with suppress(Exception):
                     cur.cancel()
             conn.close()
+
+
+def _execute(
+    settings: TrinoSettings,
+    sql: str,
+    bound: list[Any] | None,
+    spooling: bool,
+    stats: Callable[[dict[str, Any]], None],
+) -> tuple[Any, Any]:
+    """A new connection and its cursor (the segment cursor when ``spooling``) running ``sql``;
+    if starting fails or is interrupted, the query is cancelled and the connection closed."""
+    conn: Any = _connection(settings, spooling=spooling)
+    cur: Any = None
+    try:
+        cur = conn.cursor(
+            "segment" if spooling else "row", legacy_primitive_types=True, stats_callback=stats
+        )
+        with _errors(settings, cur):
+            cur.execute(sql, bound)
+    except BaseException:  # an interrupt while it starts cancels it on the server too
+        with suppress(Exception):
+            if cur is not None:
+                cur.cancel()
+        with suppress(Exception):
+            conn.close()
+        raise
+    return conn, cur
 
 
 PROTOCOL_KEY = b"carbon.trino.protocol"
@@ -905,7 +947,7 @@ def iter_batches(
     if batch_rows < 1:
         raise ValueError("batch_rows must be at least 1")
     settings = TrinoSettings.load(**overrides)
-    with _running(settings, sql, params, progress) as result:
+    with _running(settings, sql, params, progress, streaming=True) as result:
         pending: list[pa.Table] = []
         held = 0
         for table in result.tables(batch_rows, workers=1, ahead=1):
