@@ -7,7 +7,8 @@ a ``requests.Session`` per segment (no connection reuse, gzip asked for) and dec
 row mapper; this reader instead
 
 * downloads on a few threads, each with its own session (keep-alive, ``Accept-Encoding:
-  identity``, the configured TLS verification and call bounds) and its own zstd decompressor
+  identity``, the configured TLS verification, proxies and call bounds, no credentials) and its
+  own zstd decompressor
   (one decompressor shared between threads corrupts data),
 * decodes with orjson, and runs the caller's ``convert`` (rows to Arrow) on the same thread,
 * keeps at most ``workers + ahead`` segments in flight, in order, so memory stays bounded,
@@ -26,7 +27,6 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import orjson
 import requests
@@ -48,20 +48,14 @@ class SegmentUnavailable(Exception):
 class SegmentReader:
     """Downloads and decodes segments; one per query, used from the worker threads.
 
-    ``session_factory`` makes a configured ``requests.Session`` (one per thread);
-    ``coordinator`` (``scheme://host:port``) and ``auth`` decide which URIs get the client's
-    credentials: only the coordinator's, never the storage's pre-signed URLs.
+    ``session_factory`` makes a configured ``requests.Session`` (one per thread). No request
+    carries the user's credentials: like the client's own reader, segment and acknowledgement
+    URIs carry their authorization themselves (pre-signed storage URLs, or coordinator URIs
+    signed with the server's shared secret), plus the segment's ``headers``.
     """
 
-    def __init__(
-        self,
-        session_factory: Callable[[], requests.Session],
-        coordinator: str,
-        auth: Any = None,
-    ) -> None:
+    def __init__(self, session_factory: Callable[[], requests.Session]) -> None:
         self._session_factory = session_factory
-        self._coordinator = urlsplit(coordinator).netloc
-        self._auth = auth
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
@@ -70,7 +64,7 @@ class SegmentReader:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = self._session_factory()
-            session.headers["Accept-Encoding"] = "identity"
+            session.auth = None
             self._local.session = session
             with self._lock:
                 self._sessions.append(session)
@@ -78,8 +72,7 @@ class SegmentReader:
 
     def _get(self, uri: str, headers: dict[str, list[str]]) -> requests.Response:
         sent = {key: values[0] for key, values in headers.items() if values}
-        auth = self._auth if urlsplit(uri).netloc == self._coordinator else None
-        return self._session().get(uri, headers=sent, auth=auth)
+        return self._session().get(uri, headers=sent)
 
     def rows(self, index: int, decodable: Any) -> list[list[Any]]:
         """The rows of one segment (a ``trino.client.DecodableSegment``), acknowledged."""

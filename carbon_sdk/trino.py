@@ -823,12 +823,7 @@ class _Result:
         from carbon_sdk._spool import SegmentReader, SegmentUnavailable, ordered
 
         settings = self.settings
-        auth = _authentication(settings)
-        reader = SegmentReader(
-            lambda: _http_session(settings),
-            settings.base_url,
-            auth.requests_auth if auth is not None else None,
-        )
+        reader = SegmentReader(lambda: _http_session(settings))
         columns = self.columns()
 
         def convert_segment(index: int, segment: Any) -> pa.Table:
