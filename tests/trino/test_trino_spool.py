@@ -70,6 +70,12 @@ def test_types_survive_the_spooled_protocol(trino_env: object) -> None:
     assert first == second
 
 
+def test_the_session_asks_for_no_gzip() -> None:
+    """Asked for gzip (requests' default), Trino gzips every direct-protocol page."""
+    session = trino._http_session(trino.Settings(host="trino.invalid"))
+    assert session.headers["Accept-Encoding"] == "identity"
+
+
 @pytest.mark.slow
 def test_spooled_orders_are_complete_and_acknowledged(
     trino_env: object, carbon_services: StartServices
