@@ -23,8 +23,11 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet "uv==$(UV_VERSION)"
 
+# --compile-bytecode: this machine sets PYTHONDONTWRITEBYTECODE=1, so without it every Python
+# process (doctor's checks, the Ray head's per-session servers, notebook kernels) would compile
+# its imports from source again, about 4x slower.
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --all-extras --python 3.11
+	$(UV) sync --frozen --all-extras --python 3.11 --compile-bytecode
 	touch $@
 
 install: $(VENV)/.synced
@@ -64,7 +67,7 @@ typecheck: install
 
 test-313: $(UV)
 	@if [ -z "$(PY313)" ]; then echo "python3.13 not found: set PY313=/path/to/python3.13"; exit 1; fi
-	UV_PROJECT_ENVIRONMENT=.venv-3.13 $(UV) sync --frozen --all-extras --python $(PY313)
+	UV_PROJECT_ENVIRONMENT=.venv-3.13 $(UV) sync --frozen --all-extras --python $(PY313) --compile-bytecode
 	.venv-3.13/bin/python -m pytest tests/unit -q
 
 test: install system-deps chart-tools lint typecheck test-313

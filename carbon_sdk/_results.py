@@ -30,6 +30,7 @@ class QueryInfo:
     elapsed_s: float
     query_id: str | None = None
     url: str | None = None
+    protocol: str | None = None  # Trino: "spooled" or "direct"
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON values (what ``DataFrame.attrs["carbon"]`` holds)."""
@@ -39,6 +40,8 @@ class QueryInfo:
         text = f"{self.service}: {self.rows:,} rows in {self.elapsed_s:.2f} s"
         if self.query_id:
             text += f", query {self.query_id}"
+        if self.protocol:
+            text += f", {self.protocol} protocol"
         return text + (f" ({self.url})" if self.url else "")
 
     __repr__ = __str__
@@ -50,6 +53,8 @@ class QueryInfo:
             if self.url:
                 query = f"<a href='{escape(self.url)}' target='_blank'>{query}</a>"
             text += f", query {query}"
+        if self.protocol:
+            text += f", {escape(self.protocol)} protocol"
         return f"<small style='color:gray'>{text}</small>"
 
 
@@ -69,11 +74,18 @@ def capture() -> Iterator[list[QueryInfo]]:
 
 
 def report(
-    result: T, service: str, started: float, query_id: str | None = None, url: str | None = None
+    result: T,
+    service: str,
+    started: float,
+    query_id: str | None = None,
+    url: str | None = None,
+    *,
+    protocol: str | None = None,
 ) -> T:
     """Record the report of a query that returned ``result`` (begun at ``perf_counter()``
     ``started``): in ``result.attrs`` for a pandas DataFrame, and for active :func:`capture`."""
-    info = QueryInfo(service, len(result), time.perf_counter() - started, query_id, url)  # type: ignore[arg-type]
+    elapsed = time.perf_counter() - started
+    info = QueryInfo(service, len(result), elapsed, query_id, url, protocol)  # type: ignore[arg-type]
     if type(result).__module__.startswith("pandas"):
         result.attrs[ATTRS_KEY] = info.to_dict()  # type: ignore[attr-defined]
     for reports in _local.__dict__.get("stack", ()):
