@@ -1,5 +1,7 @@
 """carbon-sdk: the Carbon data platform's services, configured, from the first notebook cell.
 
+``%load_ext carbon_sdk`` in a notebook adds the magics (``%%trino``, ``%%postgres``,
+``%carbon doctor``; see :mod:`carbon_sdk.ipython`).
 ``from carbon_sdk import trino`` (or ``postgres``, ``s3``...) imports that connector only; no
 service client library is imported by ``import carbon_sdk`` itself (PEP 562 lazy attributes).
 The connectors are those of :data:`carbon_sdk._registry.CONNECTORS`; the names spelled out
@@ -89,6 +91,21 @@ def doctor(
     from carbon_sdk.health import run
 
     return run(services, timeout=timeout, require=require, deep=deep)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext carbon_sdk``: the magics of :mod:`carbon_sdk.ipython` (nothing else is
+    imported until one runs)."""
+    from carbon_sdk.ipython import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext carbon_sdk``: remove the magics."""
+    from carbon_sdk.ipython import unload_ipython_extension as unload
+
+    unload(ipython)
 
 
 def __getattr__(name: str) -> Any:

@@ -151,13 +151,20 @@ class CachedToken:
 class BearerAuth:
     """A requests auth sending ``Authorization: Bearer <token>`` from a token source.
 
-    With a :class:`CachedToken`, a 401 answer makes it fetch a fresh token once and resend the
-    request (the token may have been revoked or rotated before its expiry).
+    With a :class:`CachedToken` and a bound session (:meth:`bind`), a 401 answer makes it fetch a
+    fresh token once and resend the request through that session (the token may have been
+    revoked or rotated before its expiry).
     """
 
     def __init__(self, token: Callable[[], str]) -> None:
         self._token = token
         self._retried: weakref.WeakSet[requests.PreparedRequest] = weakref.WeakSet()
+        self._session: requests.Session | None = None
+
+    def bind(self, session: requests.Session) -> None:
+        """The session that resends a request refused with 401 (once, with a fresh token);
+        until one is bound, a 401 is returned as it is."""
+        self._session = session
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         token = self._token()
@@ -174,7 +181,8 @@ class BearerAuth:
         return request
 
     def _retry_on_401(self, response: requests.Response, **kwargs: Any) -> requests.Response:
-        if response.status_code != 401 or response.request in self._retried:
+        session = self._session
+        if response.status_code != 401 or response.request in self._retried or session is None:
             return response
         assert isinstance(self._token, CachedToken)
         self._token.invalidate()
@@ -183,6 +191,7 @@ class BearerAuth:
         self._retried.add(retry)
         response.content  # noqa: B018 - release the connection before resending
         response.close()
-        sent: requests.Response = response.connection.send(retry, **kwargs)
+        kwargs.pop("allow_redirects", None)  # the session's send takes it as a keyword
+        sent: requests.Response = session.send(retry, allow_redirects=False, **kwargs)
         sent.history.append(response)
         return sent

@@ -1,8 +1,9 @@
 """Progress bars for long transfers: shown only when a person is watching.
 
-A connector wraps a transfer in :func:`progress_bar` and calls the ``update(n)`` it yields from
-any thread. In a Jupyter kernel or on a terminal that is a ``tqdm.auto`` bar; in tests, CI logs,
-pipes and scheduled jobs it is a no-op (and tqdm is not even imported).
+A connector wraps a transfer, a query or a publish in :func:`progress_bar` and calls the
+``update(n)`` it yields from any thread. In a Jupyter kernel or on a terminal that is a
+``tqdm.auto`` bar; in tests, CI logs, pipes and scheduled jobs it is a no-op (and tqdm is not
+even imported).
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from carbon_sdk._lazy import import_client
 
 Update = Callable[[int], None]
+AUTO_DELAY = 1.0
+T = TypeVar("T")
 
 
 def interactive() -> bool:
@@ -48,12 +52,15 @@ def progress_bar(
         total: the expected amount (bytes by default), None when unknown.
         description: the bar's label, e.g. ``"upload s3://bucket/key"``.
         extra: the carbon-sdk extra that brings tqdm (for the install hint).
-        enabled: force the bar on or off; None shows it only when :func:`interactive`.
+        enabled: force the bar on or off; None shows it only when :func:`interactive`, and
+            only once the work has taken :data:`AUTO_DELAY` seconds (no bar flashes by for a
+            quick query).
         unit: ``"B"`` scales as KB/MB/GB; anything else (``"rows"``) is counted as is.
     """
     if not (interactive() if enabled is None else enabled):
         yield _ignore
         return
+    delay = AUTO_DELAY if enabled is None else 0.0
     with warnings.catch_warnings():  # tqdm.auto warns when it falls back to the console bar
         warnings.simplefilter("ignore")
         tqdm = import_client("tqdm.auto", extra).tqdm
@@ -65,6 +72,7 @@ def progress_bar(
         unit_scale=scaled,
         unit_divisor=1024 if scaled else 1000,
         leave=True,
+        delay=delay,
     )
     lock = threading.Lock()
 
@@ -76,3 +84,23 @@ def progress_bar(
         yield update
     finally:
         bar.close()
+
+
+def counted(items: Iterable[T], update: Update, every: int = 1000) -> Iterable[T]:
+    """``items``, advancing ``update`` every ``every`` items and at the end; ``items`` itself
+    when the bar is off (no cost per item)."""
+    if update is _ignore:
+        return items
+    return _counting(items, update, every)
+
+
+def _counting(items: Iterable[T], update: Update, every: int) -> Iterator[T]:
+    pending = 0
+    for item in items:
+        yield item
+        pending += 1
+        if pending == every:
+            update(pending)
+            pending = 0
+    if pending:
+        update(pending)

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from carbon_sdk.health import DoctorReport
+    from carbon_sdk.settings import ServiceSettings
     from carbon_sdk.settings.carbon import CarbonSettings
 
 STATUS_STYLE = {"ok": "green", "not configured": "dim"}
@@ -47,6 +48,13 @@ def settings_html(settings: CarbonSettings) -> str:
     rows = [[r[c] for c in SETTINGS_COLUMNS] for r in settings_rows(settings)]
     caption = f"<p>profile: {escape(settings.profile or 'none')}</p>"
     return caption + _html_table(SETTINGS_COLUMNS, rows)
+
+
+def service_settings_html(settings: ServiceSettings) -> str:
+    """One service's settings as HTML (``%carbon config SERVICE``), secrets as ``***``."""
+    rows = [[field, value, source] for field, value, source in settings.rows()]
+    caption = f"<p>{escape(settings.service)} at {escape(str(settings.endpoint))}</p>"
+    return caption + _html_table(SETTINGS_COLUMNS[1:], rows)
 
 
 def settings_table(settings: CarbonSettings, rows: list[dict[str, str]]) -> Table:

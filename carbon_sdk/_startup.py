@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-EXTENSION = "carbon_sdk.ipython"
+EXTENSION = "carbon_sdk"
 BEGIN = "# >>> carbon-sdk >>>"
 END = "# <<< carbon-sdk <<<"
 BLOCK = f"""{BEGIN}
 # Added by the carbon-sdk notebook image at every start (CARBON_IPYTHON_EXTENSION=0 removes it):
-# loads the carbon-sdk extension (%carbon_doctor) in every kernel.
+# loads the carbon-sdk extension (%%trino, %%postgres, %carbon doctor) in every kernel.
 c.InteractiveShellApp.extensions.append({EXTENSION!r})
 {END}
 """
@@ -88,7 +88,8 @@ class Owner:
 
 def enable_extension(owner: Owner) -> str:
     """Add (or, with CARBON_IPYTHON_EXTENSION=0, remove) the block; a few words on what was
-    done. Idempotent: a profile that has the block is left as it is."""
+    done. Idempotent: a profile that has the block is left as it is (an older block, e.g.
+    one loading ``carbon_sdk.ipython``, is replaced by the current one)."""
     profile = owner.ipython_dir() / "profile_default"
     config = profile / "ipython_config.py"
     text = config.read_text() if config.exists() else ""
@@ -101,7 +102,12 @@ def enable_extension(owner: Owner) -> str:
         config.write_text(head + tail)
         return f"IPython extension off, removed from {config}"
     if has_block:
-        return f"IPython extension enabled ({config})"
+        head, _, rest = text.partition(BEGIN)
+        current = BEGIN + rest.partition(END)[0] + END + "\n"
+        if current == BLOCK:
+            return f"IPython extension enabled ({config})"
+        config.write_text(head + BLOCK + rest.partition(END)[2].removeprefix("\n"))
+        return f"IPython extension enabled, updated in {config}"
     created = [p for p in (owner.ipython_dir(), profile) if not p.exists()]
     profile.mkdir(parents=True, exist_ok=True)
     separator = "\n" if text and not text.endswith("\n") else ""

@@ -58,6 +58,7 @@ from carbon_sdk.errors import (
     Unreachable,
 )
 from carbon_sdk.settings import ServiceSettings
+from carbon_sdk.settings.values import http_url
 
 if TYPE_CHECKING:
     from datahub.emitter.rest_emitter import DatahubRestEmitter
@@ -122,7 +123,7 @@ class DatahubSettings(ServiceSettings):
             raise ValueError("not an http(s) URL")
         if parts.username or parts.password:
             raise ValueError("must not contain credentials (set datahub.token)")
-        return url.rstrip("/")
+        return http_url(url)
 
     @property
     def lite_file(self) -> Path:

@@ -21,11 +21,12 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from carbon_sdk._classify import ErrorTable, Rule
 from carbon_sdk._lazy import import_client
 from carbon_sdk._log import client_created, logger
+from carbon_sdk._progress import counted, progress_bar
 from carbon_sdk._redact import redact
 from carbon_sdk._tables import TableFormat, check_format, convert
 from carbon_sdk.errors import (
@@ -38,6 +39,7 @@ from carbon_sdk.errors import (
     Unreachable,
 )
 from carbon_sdk.settings import ServiceSettings
+from carbon_sdk.settings.values import host_port_list
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -106,6 +108,11 @@ class KafkaSettings(ServiceSettings):
         default_factory=dict,
         description="More librdkafka properties for every client, e.g. {'linger.ms': '20'}.",
     )
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _valid_servers(cls, servers: str | None) -> str | None:
+        return host_port_list(servers) if servers else servers
 
     @property
     def protocol(self) -> Protocol:
@@ -611,6 +618,7 @@ def publish(
     headers: Mapping[str, str | bytes] | Callable[[Any], Any] | None = None,
     serializer: Serializer = "json",
     transactional: bool = False,
+    progress: bool | None = None,
     **overrides: Any,
 ) -> int:
     """Send ``records`` to ``topic`` and wait until the brokers acknowledged every one; returns
@@ -621,7 +629,8 @@ def publish(
     ``"str"``, ``"bytes"`` (bytes or str as they are) or a function of the record. ``key``: a
     field/column name or a function of the record. ``headers``: a mapping sent with every
     record, or a function of the record returning one. ``transactional=True``: all records or
-    none (read_committed consumers see none of an aborted publish).
+    none (read_committed consumers see none of an aborted publish). ``progress``: a bar of the
+    messages handed to the client (default: only in notebooks and terminals).
 
     Raises NotFound for a missing topic (before sending anything) and :class:`DeliveryFailed`
     naming the failed records' errors; the wait is bounded by ``delivery_timeout``.
@@ -647,13 +656,16 @@ def publish(
     ck = import_client("confluent_kafka", SERVICE)
     if transactional:
         _begin(client, settings, seen)
+    total = len(records) if hasattr(records, "__len__") else None
+    bar = progress_bar(total, f"publish {topic}", extra=SERVICE, enabled=progress, unit="msg")
     try:
-        if key is None and headers is None:
-            messages: Iterable[Any] = _values(records, serializer)
-            sent, stopped = _produce_values(client, topic, messages, failures)
-        else:
-            messages = _messages(records, key, headers, serializer)
-            sent, stopped = _produce_all(client, topic, messages, failures)
+        with bar as update:
+            if key is None and headers is None:
+                messages: Iterable[Any] = counted(_values(records, serializer), update)
+                sent, stopped = _produce_values(client, topic, messages, failures)
+            else:
+                messages = counted(_messages(records, key, headers, serializer), update)
+                sent, stopped = _produce_all(client, topic, messages, failures)
     except BaseException:
         if transactional:
             _abort(client)

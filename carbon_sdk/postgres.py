@@ -3,7 +3,8 @@ queries and writes, and the doctor check.
 
 Tables move through ADBC (``adbc-driver-postgresql``): results arrive as Arrow via binary COPY,
 writes use bulk ingest, both without per-row Python work. Parameters are bound by the server
-using PostgreSQL's own placeholders ``$1, $2, ...``; nothing is interpolated into SQL text.
+(``$1``, psycopg's ``%s`` and ``%(name)s``, or ``:name``: :mod:`carbon_sdk._params`); nothing
+is interpolated into SQL text.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 from urllib.parse import quote
@@ -21,7 +22,10 @@ from pydantic import Field, SecretStr, field_validator
 from carbon_sdk._classify import ErrorTable, Rule, headline
 from carbon_sdk._lazy import import_client
 from carbon_sdk._log import client_created
+from carbon_sdk._params import Params, bind
 from carbon_sdk._redact import redact
+from carbon_sdk._results import report
+from carbon_sdk._retry import retry_transient
 from carbon_sdk._tables import TableFormat, check_format, convert, to_arrow
 from carbon_sdk._timeouts import Waited
 from carbon_sdk.errors import (
@@ -42,7 +46,7 @@ if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
     from sqlalchemy.engine import Engine
 
-SERVICE = "postgres"
+SERVICE: Literal["postgres"] = "postgres"
 IfExists = Literal["fail", "append", "replace"]
 INGEST_MODES: dict[str, str] = {"fail": "create", "append": "create_append", "replace": "replace"}
 _HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
@@ -168,6 +172,15 @@ ERRORS = ErrorTable(
 )
 
 
+# The server refuses new connections for a moment: too many connections (53300), starting up
+# or in recovery (57P03). Nothing was sent yet, so opening the connection again is safe.
+_TRANSIENT = ("too many connections", "is starting up", "not yet accepting connections")
+
+
+def _transient(exc: Exception) -> bool:
+    return any(text in str(exc) for text in _TRANSIENT)
+
+
 def _position(exc: Exception) -> str | None:
     diag = getattr(exc, "diag", None)  # psycopg
     if diag is not None and diag.statement_position:
@@ -227,8 +240,10 @@ def connect(*, autocommit: bool = False, **overrides: Any) -> psycopg.Connection
     psycopg_mod = import_client("psycopg", SERVICE)
     client_created(settings, "psycopg connection")
     with _errors(settings, psycopg_mod.Error):
-        conn: psycopg.Connection[Any] = psycopg_mod.connect(
-            **settings.libpq_params(), autocommit=autocommit
+        conn: psycopg.Connection[Any] = retry_transient(
+            settings,
+            lambda: psycopg_mod.connect(**settings.libpq_params(), autocommit=autocommit),
+            _transient,
         )
     return conn
 
@@ -245,7 +260,7 @@ def pool(*, min_size: int = 1, max_size: int = 10, **overrides: Any) -> Connecti
     params = settings.libpq_params()
     client_created(settings, "psycopg_pool.ConnectionPool")
     with _errors(settings, psycopg_mod.Error):
-        psycopg_mod.connect(**params).close()
+        retry_transient(settings, lambda: psycopg_mod.connect(**params), _transient).close()
     connection_pool: ConnectionPool[Any] = pool_cls(
         kwargs=params,
         min_size=min_size,
@@ -296,7 +311,7 @@ def _adbc(settings: PostgresSettings) -> Any:
     dbapi = import_client("adbc_driver_postgresql.dbapi", SERVICE)
     errors = import_client("adbc_driver_manager", SERVICE)
     with _errors(settings, errors.Error):
-        return dbapi.connect(settings.uri())
+        return retry_transient(settings, lambda: dbapi.connect(settings.uri()), _transient)
 
 
 # ---- tables ---------------------------------------------------------------------------------
@@ -351,37 +366,34 @@ def normalize(table: pa.Table) -> pa.Table:
     return table
 
 
-def _params(params: Sequence[Any] | None) -> Sequence[Any] | None:
-    if params is not None and (isinstance(params, str | bytes) or not isinstance(params, Sequence)):
-        raise TypeError("params must be a sequence bound to $1, $2, ... (e.g. a tuple)")
-    return params
-
-
 def query(
     sql: str,
-    params: Sequence[Any] | None = None,
+    params: Params = None,
     *,
     as_: TableFormat = "pandas",
     **overrides: Any,
 ) -> Any:
     """Run ``sql`` and return the whole result as a pandas/polars DataFrame or Arrow table.
 
-    Parameters are bound server-side to PostgreSQL placeholders: ``query("select * from t where
-    id = $1", (42,))``. Types are preserved: numeric(p, s) as decimals, timestamptz tz-aware,
-    arrays as lists, uuid and json as Arrow extension types, NULLs as missing values.
+    Parameters are bound by the server, never written into the SQL: a sequence fills ``$1, $2``
+    or psycopg's ``%s``, a mapping fills ``:name`` or ``%(name)s``: ``query("select * from t
+    where id = %(id)s", {"id": 42})`` (see docs/sql-parameters.md). Types are preserved:
+    numeric(p, s) as decimals, timestamptz tz-aware, arrays as lists, uuid and json as Arrow
+    extension types, NULLs as missing values.
     """
     check_format(as_)
+    started = time.perf_counter()
     settings = PostgresSettings.load(**overrides)
     errors = import_client("adbc_driver_manager", SERVICE)
     with _adbc(settings) as conn, conn.cursor() as cursor, _errors(settings, errors.Error):
-        cursor.execute(sql, _params(params))
+        cursor.execute(*bind(sql, params, SERVICE))
         table = cursor.fetch_arrow_table()
-    return convert(normalize(table), as_)
+    return report(convert(normalize(table), as_), SERVICE, started)
 
 
 def iter_batches(
     sql: str,
-    params: Sequence[Any] | None = None,
+    params: Params = None,
     *,
     batch_rows: int = 100_000,
     as_: TableFormat = "arrow",
@@ -402,7 +414,7 @@ def iter_batches(
     errors = import_client("adbc_driver_manager", SERVICE)
     pa_mod = import_client("pyarrow", "tables")
     with _adbc(settings) as conn, conn.cursor() as cursor, _errors(settings, errors.Error):
-        cursor.execute(sql, _params(params))
+        cursor.execute(*bind(sql, params, SERVICE))
         reader = cursor.fetch_record_batch()
         pending: list[pa.RecordBatch] = []
         rows = 0

@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO, cast
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from carbon_sdk._classify import ErrorTable, Rule, headline
 from carbon_sdk._lazy import import_client
@@ -50,6 +50,7 @@ from carbon_sdk.errors import (
     Unreachable,
 )
 from carbon_sdk.settings import ServiceSettings, env_var, is_secret, secret_file_name
+from carbon_sdk.settings.values import http_url
 
 if TYPE_CHECKING:
     import requests
@@ -92,6 +93,11 @@ class RaySettings(ServiceSettings):
         "dashboard and as Ray Client metadata.",
     )
     namespace: str | None = Field(None, description="Ray namespace for init() (default: Ray's).")
+
+    @field_validator("dashboard_url")
+    @classmethod
+    def _valid_dashboard_url(cls, url: str | None) -> str | None:
+        return http_url(url, credentials=False) if url else url
 
     @property
     def client_address(self) -> str:

@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from carbon_sdk._classify import ErrorTable, Rule
 from carbon_sdk._lazy import import_client
@@ -49,6 +49,7 @@ from carbon_sdk.errors import (
     Unreachable,
 )
 from carbon_sdk.settings import ServiceSettings
+from carbon_sdk.settings.values import http_url
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -90,6 +91,11 @@ class S3Settings(ServiceSettings):
     max_concurrency: int = Field(
         16, ge=1, le=256, description="Parallel requests of one transfer (parts or files)."
     )
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _valid_endpoint(cls, url: str | None) -> str | None:
+        return http_url(url, credentials=False) if url else url
 
     @property
     def endpoint(self) -> str:

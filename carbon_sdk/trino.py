@@ -7,22 +7,34 @@ JWT, or a JupyterHub access token re-read on 401), TLS through a ``requests.Sess
 ``source``) and the spooling encodings. ``connect()``, ``engine()`` and the table helpers all go
 through it, so they behave alike.
 
-Results are read page by page in the server's JSON form (the client's per-value Python mapping
-is switched off) and turned into Arrow column by column with vectorised casts; the Trino column
-types from the result's type signatures decide the Arrow types.
+Results come in one of two protocols (see docs/trino.md). When the server has spooling on, a
+query without parameters runs through the client's public segment API (``conn.cursor("segment")``)
+and the SDK's own bounded reader (:mod:`carbon_sdk._spool`) downloads and decodes the segments on
+a few threads. Otherwise (spooling off on the server, ``encoding: []``, or ``?`` parameters, which
+the segment cursor does not take) the rows come through the direct protocol, page by page, with
+``Accept-Encoding: identity`` (asked for gzip, Trino compresses every page: 4x its CPU). Either
+way the rows are the server's JSON values (``legacy_primitive_types=True``: the client's per-value
+mapping is off), turned into Arrow column by column with vectorised casts; the result's column
+types decide the Arrow types, and the protocol used is in the result's metadata
+(:func:`protocol_of`).
+
+No private attribute of the trino client is used (tests/trino/test_no_private_client_api.py).
 """
 
 from __future__ import annotations
 
 import base64
 import getpass
+import importlib.util
 import itertools
 import json
 import os
 import re
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
@@ -34,8 +46,10 @@ from carbon_sdk._classify import ErrorTable, Rule
 from carbon_sdk._hooks import Statement, after_statement
 from carbon_sdk._lazy import import_client
 from carbon_sdk._log import client_created
+from carbon_sdk._params import Params, bind
 from carbon_sdk._progress import progress_bar
 from carbon_sdk._redact import redact
+from carbon_sdk._results import ATTRS_KEY, report
 from carbon_sdk._tables import TableFormat, check_format, convert
 from carbon_sdk.errors import (
     AuthFailed,
@@ -53,7 +67,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from trino.dbapi import Connection, Cursor
 
-SERVICE = "trino"
+SERVICE: Literal["trino"] = "trino"
 AuthMode = Literal["none", "basic", "jwt", "jupyterhub"]
 DEFAULT_ENCODINGS = ("json+zstd", "json+lz4", "json")
 HUB_TAG = "jupyterhub-user:"
@@ -145,6 +159,14 @@ Settings = TrinoSettings
 # ---- errors ---------------------------------------------------------------------------------
 
 _STARTING = ("SERVER_STARTING_UP", "still initializing", "starting up")
+# The server failed on its spooling storage: the word, or a segment object (<id>.json+zstd...)
+_SPOOLING_FAILURE = re.compile(r"spool|key \[[^\]]*\.json(\+\w+)?\]", re.IGNORECASE)
+_SPOOLING_FIX = (
+    "the server could not use its spooling storage for the result's segments: its operator must "
+    "check spooling-manager.properties (fs.location, the storage credentials) and "
+    "protocol.spooling.*, see docs/trino.md (Operators: enabling spooling); meanwhile the direct "
+    "protocol works: trino.encoding=[] (env CARBON_TRINO__ENCODING='[]')"
+)
 
 ERRORS = ErrorTable(
     Rule(
@@ -175,9 +197,12 @@ ERRORS = ErrorTable(
 )
 
 
-def classify(exc: BaseException, settings: TrinoSettings) -> ServiceError:
+def classify(
+    exc: BaseException, settings: TrinoSettings, query_id: str | None = None
+) -> ServiceError:
     """Turn a trino client or requests error into the carbon-sdk error saying what went wrong
-    (by type and HTTP status first, see :data:`ERRORS`); no credential appears in it."""
+    (by type and HTTP status first, see :data:`ERRORS`); no credential appears in it.
+    ``query_id``: the query that was running, named in transport errors too."""
     secrets = [*settings.secret_values(), *_jwt_file_token(settings)]
     endpoint = settings.endpoint
     error_name = getattr(exc, "error_name", None)
@@ -191,6 +216,8 @@ def classify(exc: BaseException, settings: TrinoSettings) -> ServiceError:
             parts.append(f"line {location[0]}, column {location[1]}")
         if link := settings.query_link(query_id):
             parts.append(link)
+        if _SPOOLING_FAILURE.search(message):
+            parts.append(_SPOOLING_FIX)
         where = ", ".join(p for p in parts if p)
         return QueryError(
             SERVICE, endpoint, f"{error_name}: {message}" + (f" ({where})" if where else "")
@@ -199,14 +226,15 @@ def classify(exc: BaseException, settings: TrinoSettings) -> ServiceError:
     first = _short(text.splitlines()[0])
     status = _http_status(exc, text)
     rule = ERRORS.match(exc, status)
+    running = f"query {query_id}: " if query_id else ""
     if rule is None:
-        return ServiceError(SERVICE, endpoint, first)
+        return ServiceError(SERVICE, endpoint, running + first)
     error = cast("type[ServiceError]", rule.error)
     if status == "401":
         first = "401 " + (
             re.sub(r"^error 401: ?(b['\"])?", "", first).rstrip("'\"") or "Unauthorized"
         )
-    return error(SERVICE, endpoint, f"{first} ({rule.fix})")
+    return error(SERVICE, endpoint, f"{running}{first} ({rule.fix})")
 
 
 def _http_status(exc: BaseException, text: str) -> str | None:
@@ -236,7 +264,8 @@ def _jwt_file_token(settings: TrinoSettings) -> list[str]:
 
 
 @contextmanager
-def _errors(settings: TrinoSettings) -> Iterator[None]:
+def _errors(settings: TrinoSettings, cur: Cursor | None = None) -> Iterator[None]:
+    """Client and transport errors as carbon-sdk errors, naming ``cur``'s query if it has one."""
     trino_exc = import_client("trino.exceptions", SERVICE)
     requests_mod = import_client("requests", SERVICE)
     try:
@@ -247,7 +276,8 @@ def _errors(settings: TrinoSettings) -> Iterator[None]:
             "needs https: set trino.http_scheme=https (env CARBON_TRINO__HTTP_SCHEME)"
         ) from None
     except (trino_exc.Error, trino_exc.HttpError, requests_mod.RequestException) as exc:
-        raise classify(exc, settings) from None
+        query_id = cur.query_id if cur is not None else None
+        raise classify(exc, settings, query_id) from None
 
 
 # ---- authentication and transport -------------------------------------------------------------
@@ -257,10 +287,12 @@ class _Authentication:
     """What ``trino.dbapi.connect(auth=...)`` expects: installs a requests auth on the session."""
 
     def __init__(self, requests_auth: Any) -> None:
-        self._auth = requests_auth
+        self.requests_auth = requests_auth
 
     def set_http_session(self, http_session: requests.Session) -> requests.Session:
-        http_session.auth = self._auth
+        http_session.auth = self.requests_auth
+        if isinstance(self.requests_auth, BearerAuth):
+            self.requests_auth.bind(http_session)  # it resends a 401 with a fresh token
         return http_session
 
     def get_exceptions(self) -> tuple[Any, ...]:
@@ -325,10 +357,15 @@ def _http_session(settings: TrinoSettings) -> requests.Session:
     ``verify`` (requests' ``merge_environment_settings``), and the configured CA bundle is never
     used. Proxies from the environment still apply (``HTTPS_PROXY``, ``NO_PROXY``...): they are
     resolved for the coordinator's URL here.
+
+    ``Accept-Encoding: identity``: asked for gzip (requests' default), Trino gzips every
+    direct-protocol page, which quadruples its CPU for a large result; spooled segments are
+    compressed by the protocol's own encoding (zstd, lz4).
     """
     requests_mod = import_client("requests", SERVICE)
     session: requests.Session = requests_mod.Session()
     session.trust_env = False
+    session.headers["Accept-Encoding"] = "identity"
     session.verify = settings.tls_verify()
     session.proxies.update(requests_mod.utils.get_environ_proxies(settings.base_url))
     from carbon_sdk._http import DeadlineAdapter  # imports requests: only once it is there
@@ -339,16 +376,28 @@ def _http_session(settings: TrinoSettings) -> requests.Session:
     return session
 
 
-def _connection(settings: TrinoSettings) -> Connection:
+_CODEC_MODULES = {"zstd": "zstandard", "lz4": "lz4"}
+
+
+def _encodings(settings: TrinoSettings) -> list[str]:
+    """The configured spooling encodings this reader can decode (codec module installed)."""
+    from carbon_sdk._spool import ENCODINGS
+
+    usable = []
+    for encoding in settings.encoding:
+        codec = encoding.partition("+")[2]
+        module = _CODEC_MODULES.get(codec)
+        if encoding in ENCODINGS and (module is None or importlib.util.find_spec(module)):
+            usable.append(encoding)
+    return usable
+
+
+def _connection(settings: TrinoSettings, *, spooling: bool = True) -> Connection:
+    """A connection; ``spooling=False`` asks for the direct protocol (no encoding header)."""
     settings.require()
     dbapi = import_client("trino.dbapi", SERVICE)
-    client = import_client("trino.client", SERVICE)
     client_created(settings, f"trino.dbapi connection (auth={settings.auth})")
-    encodings = [
-        e
-        for e in settings.encoding
-        if (e.split("+")[1] if "+" in e else None) not in client.CODECS_UNAVAILABLE
-    ]
+    encodings = _encodings(settings) if spooling else []
     with _errors(settings):
         conn: Connection = dbapi.connect(
             host=settings.host,
@@ -433,6 +482,63 @@ def _unit(precision: int) -> str:
     return "s" if precision == 0 else "ms" if precision <= 3 else "us" if precision <= 6 else "ns"
 
 
+_ZONED_TYPE = re.compile(r"^(?P<raw>timestamp|time)(?:\((?P<p>\d+)\))? with time zone$")
+_SPACED_TYPE = re.compile(r"^(timestamp|time)(\(\d+\))? with time zone$|^interval \w+ to \w+$")
+_QUOTED_FIELD = re.compile(r'^"(?P<name>(?:[^"]|"")*)"\s+(?P<type>.+)$', re.DOTALL)
+
+
+def signature_of(type_text: str) -> dict[str, Any]:
+    """The type signature (``rawType``, ``arguments``) of a Trino type as the result's column
+    ``type`` text spells it (``decimal(12,2)``, ``timestamp(3) with time zone``,
+    ``row(a integer, "b c" array(varchar))``), the shape :func:`arrow_type` reads."""
+    text = type_text.strip()
+    if zoned := _ZONED_TYPE.match(text):
+        precision = zoned.group("p")
+        arguments = [{"kind": "LONG", "value": int(precision)}] if precision else []
+        return {"rawType": f"{zoned.group('raw')} with time zone", "arguments": arguments}
+    opening = text.find("(")
+    if opening < 0 or not text.endswith(")"):
+        return {"rawType": text, "arguments": []}
+    raw, parts = text[:opening].strip(), _split_arguments(text[opening + 1 : -1])
+    if raw == "row":
+        return {"rawType": raw, "arguments": [_row_field(p) for p in parts]}
+    arguments = [
+        {"kind": "LONG", "value": int(p)}
+        if p.isdigit()
+        else {"kind": "TYPE", "value": signature_of(p)}
+        for p in parts
+    ]
+    return {"rawType": raw, "arguments": arguments}
+
+
+def _split_arguments(text: str) -> list[str]:
+    """``a, b(c, d), "e,f" g`` -> its top-level parts."""
+    parts, depth, quoted, start = [], 0, False, 0
+    for index, char in enumerate(text):
+        if char == '"':
+            quoted = not quoted  # a doubled quote toggles twice
+        elif not quoted and char in "()":
+            depth += 1 if char == "(" else -1
+        elif not quoted and char == "," and depth == 0:
+            parts.append(text[start:index].strip())
+            start = index + 1
+    parts.append(text[start:].strip())
+    return [p for p in parts if p]
+
+
+def _row_field(part: str) -> dict[str, Any]:
+    """One ``row(...)`` field: ``name type``, ``"quoted name" type`` or an anonymous ``type``."""
+    name: str | None = None
+    if quoted := _QUOTED_FIELD.match(part):
+        name, part = quoted.group("name").replace('""', '"'), quoted.group("type")
+    else:
+        first, _, rest = part.partition(" ")
+        if rest and "(" not in first and not _SPACED_TYPE.match(part):
+            name, part = first, rest
+    field = {"fieldName": {"name": name} if name else None, "typeSignature": signature_of(part)}
+    return {"kind": "NAMED_TYPE", "value": field}
+
+
 def arrow_type(signature: dict[str, Any]) -> pa.DataType:
     """The Arrow type of a Trino type signature (``typeSignature`` of a result column).
 
@@ -501,11 +607,14 @@ def _zoned_timestamps(values: Sequence[Any], unit: str) -> pa.Array:
     return result
 
 
-def _mapped(signature: dict[str, Any]) -> Callable[[Any], Any]:
-    """The trino client's own conversion of one JSON value of this type to Python."""
+def _mapped(values: Sequence[Any], signature: dict[str, Any]) -> list[Any]:
+    """The trino client's own conversion of JSON values of this type to Python (its public
+    row mapper, on one-column rows)."""
     mapper = import_client("trino.mapper", SERVICE)
-    value_mapper = mapper.RowMapperFactory()._create_value_mapper(signature)
-    return value_mapper.map  # type: ignore[no-any-return]
+    row_mapper = mapper.RowMapperFactory().create(
+        columns=[{"typeSignature": signature}], legacy_primitive_types=False
+    )
+    return [row[0] for row in row_mapper.map([[v] for v in values])]
 
 
 def _column(values: Sequence[Any], signature: dict[str, Any]) -> pa.Array:
@@ -528,13 +637,11 @@ def _column(values: Sequence[Any], signature: dict[str, Any]) -> pa.Array:
     if raw in _PRIMITIVES:
         return pa_mod.array(values, target)
     if raw == "uuid":
-        mapped = _mapped(signature)
-        storage = [None if v is None else mapped(v).bytes for v in values]
+        storage = [None if v is None else v.bytes for v in _mapped(values, signature)]
         return pa_mod.ExtensionArray.from_storage(target, pa_mod.array(storage, pa_mod.binary(16)))
     if pa_mod.types.is_string(target) and raw not in ("array", "map", "row"):
         return pa_mod.array([None if v is None else str(v) for v in values], target)
-    mapped = _mapped(signature)
-    python = [None if v is None else mapped(v) for v in values]
+    python = _mapped(values, signature)
     try:
         return pa_mod.array(python, target)
     except (pa_mod.ArrowInvalid, pa_mod.ArrowTypeError, TypeError):
@@ -567,14 +674,6 @@ def _unique_names(names: list[str]) -> list[str]:
 # ---- queries --------------------------------------------------------------------------------
 
 
-def _params(params: Sequence[Any] | None) -> list[Any] | None:
-    if params is None:
-        return None
-    if isinstance(params, str | bytes) or not isinstance(params, Sequence):
-        raise TypeError("params must be a sequence bound to the ? placeholders (e.g. a tuple)")
-    return list(params)
-
-
 class _Progress:
     """A stats callback advancing a splits bar (in notebooks and terminals only)."""
 
@@ -589,21 +688,43 @@ class _Progress:
             self._done = completed
 
 
+# Spooled segments for streaming: 1-2 MB of JSON (8-16 k rows of tpch orders) instead of the
+# server's 8-16 MB, so a segment being converted holds ~10 MB of Python rows, not ~80 MB.
+# Configured session properties of the same names win.
+STREAM_SEGMENTS = {"spooling_initial_segment_size": "1MB", "spooling_max_segment_size": "2MB"}
+
+
 @contextmanager
 def _running(
-    settings: TrinoSettings, sql: str, params: Sequence[Any] | None, progress: bool | None
-) -> Iterator[tuple[Cursor, Any]]:
-    """Execute ``sql`` on a new connection; yield the cursor and its query. An interrupt
-    (KeyboardInterrupt) or a consumer that stops early cancels the query on the server."""
-    bound = _params(params)
-    conn: Any = _connection(settings)
+    settings: TrinoSettings,
+    sql: str,
+    params: Params,
+    progress: bool | None,
+    *,
+    streaming: bool = False,
+) -> Iterator[_Result]:
+    """Execute ``sql`` on a new connection and yield its :class:`_Result`. Without parameters
+    and with spooling encodings configured, the query runs on the client's segment cursor (the
+    server still answers in the direct protocol when its spooling is off); ``streaming`` asks
+    for small segments (:data:`STREAM_SEGMENTS`), unless the server does not know those session
+    properties. An interrupt (KeyboardInterrupt) or a consumer that stops early cancels the
+    query on the server."""
+    sql, bound = bind(sql, params, SERVICE)
+    spooling = bound is None and bool(_encodings(settings))
     with progress_bar(None, "trino", extra=SERVICE, enabled=progress, unit="splits") as update:
-        cur: Any = conn.cursor(legacy_primitive_types=True, stats_callback=_Progress(update))
+        used = settings
+        if spooling and streaming:
+            properties = {**STREAM_SEGMENTS, **settings.session_properties}
+            used = settings.model_copy(update={"session_properties": properties})
+        try:
+            conn, cur = _execute(used, sql, bound, spooling, _Progress(update))
+        except QueryError as exc:
+            if used is settings or "spooling_" not in str(exc):
+                raise
+            conn, cur = _execute(settings, sql, bound, spooling, _Progress(update))
         finished = False
         try:
-            with _errors(settings):
-                cur.execute(sql, bound)
-            yield cur, cur._query
+            yield _Result(settings, cur)
             finished = True
             after_statement(
                 Statement(
@@ -612,7 +733,7 @@ def _running(
                     settings.catalog,
                     settings.schema,
                     settings.identity(),
-                    getattr(cur, "query_id", None),
+                    cur.query_id,
                 )
             )
         finally:
@@ -622,29 +743,140 @@ def _running(
             conn.close()
 
 
-def _pages(cur: Cursor, query: Any, settings: TrinoSettings) -> Iterator[list[Any]]:
-    """The result's rows page by page, as the server's JSON values."""
-    with _errors(settings):
-        first = query.result.rows if query.result is not None else []
-        page = first if isinstance(first, list) else list(first)
-        if page:
-            yield page
-        while not query.finished and not query.cancelled:
-            fetched = query.fetch()
-            page = fetched if isinstance(fetched, list) else list(fetched)
-            if page:
-                yield page
+def _execute(
+    settings: TrinoSettings,
+    sql: str,
+    bound: list[Any] | None,
+    spooling: bool,
+    stats: Callable[[dict[str, Any]], None],
+) -> tuple[Any, Any]:
+    """A new connection and its cursor (the segment cursor when ``spooling``) running ``sql``;
+    if starting fails or is interrupted, the query is cancelled and the connection closed."""
+    conn: Any = _connection(settings, spooling=spooling)
+    cur: Any = None
+    try:
+        cur = conn.cursor(
+            "segment" if spooling else "row", legacy_primitive_types=True, stats_callback=stats
+        )
+        with _errors(settings, cur):
+            cur.execute(sql, bound)
+    except BaseException:  # an interrupt while it starts cancels it on the server too
+        with suppress(Exception):
+            if cur is not None:
+                cur.cancel()
+        with suppress(Exception):
+            conn.close()
+        raise
+    return conn, cur
 
 
-def _columns(query: Any, settings: TrinoSettings) -> list[dict[str, Any]]:
-    with _errors(settings):
-        columns = query.columns
-    return list(columns or [])
+PROTOCOL_KEY = b"carbon.trino.protocol"
+QUERY_ID_KEY = b"carbon.trino.query_id"
+_SEGMENT_THREADS = min(4, os.cpu_count() or 1)
+
+
+@dataclass
+class _Result:
+    """A running query's result, read as Arrow tables in either protocol."""
+
+    settings: TrinoSettings
+    cursor: Any
+    protocol: str = "direct"
+
+    def columns(self) -> list[dict[str, Any]]:
+        """The result's columns (name and parsed type signature), from the public
+        ``cursor.description``."""
+        with _errors(self.settings, self.cursor):
+            description = self.cursor.description or []
+        return [{"name": d.name, "typeSignature": signature_of(d.type_code)} for d in description]
+
+    def tables(self, chunk_rows: int, *, workers: int, ahead: int) -> Iterator[pa.Table]:
+        """The rows as Arrow tables: one per spooled segment (downloaded and converted on
+        ``workers`` threads, at most ``workers + ahead`` segments held), or one per
+        ``chunk_rows`` rows of the direct protocol. Sets :attr:`protocol` from the first item."""
+        client = import_client("trino.client", SERVICE)
+        items = iter(self.cursor.fetchone, None)
+        with _errors(self.settings, self.cursor):
+            first = next(items, None)
+        if isinstance(first, client.DecodableSegment):
+            self.protocol = "spooled"
+            yield from self._spooled(itertools.chain([first], items), workers, ahead)
+            return
+        pending = [] if first is None else [first]
+        columns = self.columns()
+        while True:
+            with _errors(self.settings, self.cursor):
+                pending.extend(itertools.islice(items, chunk_rows - len(pending)))
+            if len(pending) < chunk_rows:
+                break
+            yield self.annotate(to_arrow(pending, columns))
+            pending = []
+        if pending:
+            yield self.annotate(to_arrow(pending, columns))
+
+    def _spooled(self, segments: Iterator[Any], workers: int, ahead: int) -> Iterator[pa.Table]:
+        from carbon_sdk._spool import SegmentReader, SegmentUnavailable, ordered
+
+        settings = self.settings
+        reader = SegmentReader(lambda: _http_session(settings))
+        columns = self.columns()
+
+        def convert_segment(index: int, segment: Any) -> pa.Table:
+            return to_arrow(reader.rows(index, segment), columns)
+
+        try:
+            with _errors(settings, self.cursor):
+                for table in ordered(convert_segment, segments, workers, ahead):
+                    yield self.annotate(table)
+        except SegmentUnavailable as exc:
+            raise ServiceError(
+                SERVICE,
+                settings.endpoint,
+                f"query {self.cursor.query_id}: spooled {exc} (HTTP {exc.status or 'no answer'})"
+                ": the segment is no longer in the server's spooling storage (expired, deleted,"
+                " or the storage is unreachable from here); run the query again, or use the"
+                " direct protocol: trino.encoding=[] (env CARBON_TRINO__ENCODING='[]')",
+            ) from None
+        finally:
+            reader.close()
+
+    def annotate(self, table: pa.Table) -> pa.Table:
+        """``table`` with the protocol and query id in its schema metadata."""
+        metadata = {PROTOCOL_KEY: self.protocol.encode()}
+        if self.cursor.query_id:
+            metadata[QUERY_ID_KEY] = str(self.cursor.query_id).encode()
+        return table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+
+
+def protocol_of(result: Any) -> str | None:
+    """Which protocol brought ``result`` (a table or DataFrame of :func:`query` or
+    :func:`iter_batches`): ``"spooled"`` or ``"direct"``; None if it does not say."""
+    attrs = getattr(result, "attrs", None)
+    if isinstance(attrs, dict) and (protocol := attrs.get(ATTRS_KEY, {}).get("protocol")):
+        return str(protocol)
+    schema = getattr(result, "schema", None)
+    metadata = getattr(schema, "metadata", None) or {}
+    value = metadata.get(PROTOCOL_KEY)
+    return value.decode() if isinstance(value, bytes) else None
+
+
+def _converted(table: pa.Table, as_: TableFormat, result: _Result) -> Any:
+    """``convert`` keeping the protocol and query id where the format has room: Arrow schema
+    metadata, pandas ``DataFrame.attrs`` (polars has neither)."""
+    converted = convert(table, as_)
+    attrs = getattr(converted, "attrs", None)
+    if isinstance(attrs, dict):
+        attrs[ATTRS_KEY] = {
+            "service": SERVICE,
+            "protocol": result.protocol,
+            "query_id": result.cursor.query_id,
+        }
+    return converted
 
 
 def query(
     sql: str,
-    params: Sequence[Any] | None = None,
+    params: Params = None,
     *,
     as_: TableFormat = "pandas",
     progress: bool | None = None,
@@ -652,25 +884,31 @@ def query(
 ) -> Any:
     """Run ``sql`` and return the whole result as a pandas/polars DataFrame or Arrow table.
 
-    Parameters fill ``?`` placeholders through a server-side prepared statement:
-    ``query("select * from t where id = ?", (42,))``. Types are preserved: decimal(p, s),
+    Parameters are bound through a server-side prepared statement: a sequence fills ``?``, a
+    mapping fills ``:name`` (``query("select * from t where id = :id", {"id": 42})``; see
+    docs/sql-parameters.md). Types are preserved: decimal(p, s),
     timestamp with time zone (tz-aware), date, varbinary as bytes, array/map/row as
     list/map/struct columns, NULLs as missing values. Ctrl-C (a notebook interrupt) cancels the
     query on the server. ``progress``: a splits bar; default on in notebooks and terminals.
+    The protocol used (spooled or direct) and the query id are in the Arrow schema metadata or
+    the DataFrame's ``attrs``; :func:`protocol_of` reads them.
     """
     check_format(as_)
+    started = time.perf_counter()
     settings = TrinoSettings.load(**overrides)
-    with _running(settings, sql, params, progress) as (cur, running):
-        parts, pending = [], []
-        for page in _pages(cur, running, settings):  # convert as pages arrive: bounded Python rows
-            pending.extend(page)
-            if len(pending) >= _CHUNK_ROWS:
-                parts.append(to_arrow(pending, _columns(running, settings)))
-                pending = []
-        columns = _columns(running, settings)
-    if pending or not parts:
-        parts.append(to_arrow(pending, columns))
-    return convert(_concat(parts), as_)
+    with _running(settings, sql, params, progress) as result:
+        parts = list(result.tables(_CHUNK_ROWS, workers=_SEGMENT_THREADS, ahead=2))
+        if not parts:
+            parts.append(result.annotate(to_arrow([], result.columns())))
+    query_id = result.cursor.query_id
+    return report(
+        _converted(_concat(parts), as_, result),
+        SERVICE,
+        started,
+        query_id,
+        settings.query_link(query_id),
+        protocol=result.protocol,
+    )
 
 
 _CHUNK_ROWS = 100_000
@@ -697,7 +935,7 @@ def _concat(parts: list[pa.Table]) -> pa.Table:
 
 def iter_batches(
     sql: str,
-    params: Sequence[Any] | None = None,
+    params: Params = None,
     *,
     batch_rows: int = 100_000,
     as_: TableFormat = "arrow",
@@ -705,21 +943,26 @@ def iter_batches(
     **overrides: Any,
 ) -> Iterator[Any]:
     """Stream a large result in chunks of ``batch_rows`` rows (the last may be smaller), each
-    as ``as_`` (an Arrow table by default). Memory stays bounded by one chunk plus one page of
-    the server's response; stopping early (``break``) cancels the query on the server."""
+    as ``as_`` (an Arrow table by default). Memory stays bounded: one batch being filled plus
+    at most two spooled segments (or one direct-protocol chunk) in flight; stopping early
+    (``break``) cancels the query on the server."""
     check_format(as_)
     if batch_rows < 1:
         raise ValueError("batch_rows must be at least 1")
     settings = TrinoSettings.load(**overrides)
-    with _running(settings, sql, params, progress) as (cur, running):
-        pending: list[Any] = []
-        for page in _pages(cur, running, settings):
-            pending.extend(page)
-            while len(pending) >= batch_rows:
-                chunk, pending = pending[:batch_rows], pending[batch_rows:]
-                yield convert(to_arrow(chunk, _columns(running, settings)), as_)
-        if pending:
-            yield convert(to_arrow(pending, _columns(running, settings)), as_)
+    with _running(settings, sql, params, progress, streaming=True) as result:
+        pending: list[pa.Table] = []
+        held = 0
+        for table in result.tables(batch_rows, workers=1, ahead=1):
+            pending.append(table)
+            held += table.num_rows
+            while held >= batch_rows:
+                whole = _concat(pending)
+                yield _converted(whole.slice(0, batch_rows), as_, result)
+                rest = whole.slice(batch_rows)
+                pending, held = ([rest] if rest.num_rows else []), rest.num_rows
+        if held:
+            yield _converted(_concat(pending), as_, result)
 
 
 def _literal(value: str) -> str:
@@ -781,8 +1024,8 @@ def check(settings: TrinoSettings) -> str:
     version = (info.get("nodeVersion") or {}).get("version", "?")
     if info.get("starting"):
         raise Unreachable(SERVICE, settings.endpoint, f"Trino {version} is still starting")
-    with _running(settings, "select current_user", None, False) as (cur, running):
-        rows = list(itertools.chain.from_iterable(_pages(cur, running, settings)))
-    user = rows[0][0] if rows else "?"
+    with _running(settings, "select current_user", None, False) as result:
+        users = [u for t in result.tables(1, workers=1, ahead=1) for u in t.column(0).to_pylist()]
+    user = users[0] if users else "?"
     where = "/".join(p for p in (settings.catalog, settings.schema) if p)
     return f"Trino {version} as {user} ({settings.auth} auth)" + (f" on {where}" if where else "")

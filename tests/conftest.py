@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from reliability.report import FaultLog, Results, fault_logger, write_doc
 
 from carbon_sdk.settings.carbon import reload
 
@@ -48,6 +49,20 @@ def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 def report(pytestconfig: pytest.Config) -> dict[str, str]:
     """Lines for the terminal summary, by topic; the last value set for a topic is shown."""
     return pytestconfig.stash.setdefault(REPORT, {})
+
+
+@pytest.fixture
+def fault_log(pytestconfig: pytest.Config) -> FaultLog:
+    """Records a cell of the fault table in docs/reliability.md (see tests/reliability)."""
+    return fault_logger(pytestconfig)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """With ``CARBON_RELIABILITY_REPORT=<path>`` (``make reliability``), write what this run
+    measured into the generated part of that file."""
+    if target := os.environ.get("CARBON_RELIABILITY_REPORT"):
+        canary = session.config.stash.get(REPORT, {}).get("canary sweep")
+        write_doc(Path(target), Results.of(session.config), canary)
 
 
 def pytest_terminal_summary(

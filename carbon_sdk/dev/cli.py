@@ -30,7 +30,7 @@ def up(
         list[str] | None, typer.Argument(help="Services to start (default: all).")
     ] = None,
 ) -> None:
-    """Start the stack (idempotent) and write the `dev` config profile."""
+    """Start the stack (idempotent) and write its config profile (`dev profile` names it)."""
     stack = Stack()
     try:
         with for_terminal() as progress:
@@ -51,7 +51,7 @@ def down(
         bool, typer.Option("--purge", help="Also delete data, logs and state.")
     ] = False,
 ) -> None:
-    """Stop every service this stack started (idempotent)."""
+    """Stop every service this stack started (idempotent) and remove its config profile."""
     try:
         with for_terminal() as progress:
             stopped = Stack().down(purge=purge, progress=progress)
@@ -83,6 +83,8 @@ def status() -> None:
             str(row.log_path),
         )
     Console(width=None if sys.stdout.isatty() else 200).print(table)
+    if stack.profile:
+        typer.echo(f"profile: CARBON_PROFILE={stack.profile}")
     if any(row.state is State.FAILED for row in rows):
         raise typer.Exit(1)
 
@@ -92,6 +94,13 @@ def env() -> None:
     """Print the CARBON_* settings of the running stack as shell exports."""
     for key, value in Stack().env().items():
         typer.echo(f"export {key}={shlex.quote(value)}")
+
+
+@app.command()
+def profile() -> None:
+    """Print the name of this stack's config profile (`dev` for the standard CARBON_DEV_HOME),
+    e.g. `export CARBON_PROFILE=$(carbon-sdk dev profile)`."""
+    typer.echo(Stack().profile)
 
 
 @app.command()

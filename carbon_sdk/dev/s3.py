@@ -22,7 +22,7 @@ from .ports import HOST
 from .service import DevStackError, Service, ServiceContext, http_ok
 
 GRPC_OFFSET = 10000
-BUCKETS = ("warehouse", "mlflow", "scratch")
+BUCKETS = ("warehouse", "mlflow", "scratch", "trino-spool")
 DEFAULT_BUCKET = "scratch"
 REGION = "us-east-1"
 _COMPONENTS = ("master", "volume", "filer", "s3", "admin")

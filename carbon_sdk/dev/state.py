@@ -12,8 +12,10 @@ Layout::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import time
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
@@ -24,13 +26,30 @@ from carbon_sdk._files import locked, write_atomic, xdg_home
 from .process import ProcessHandle
 
 HOME_ENV = "CARBON_DEV_HOME"
+DEFAULT_PROFILE = "dev"
+
+
+def _standard_home() -> Path:
+    return xdg_home("data") / "carbon-sdk" / "dev"
 
 
 def default_home() -> Path:
     """``$CARBON_DEV_HOME``, else ``$XDG_DATA_HOME/carbon-sdk/dev`` (``~/.local/share/...``)."""
     if explicit := os.environ.get(HOME_ENV):
         return Path(explicit).expanduser().absolute()
-    return xdg_home("data") / "carbon-sdk" / "dev"
+    return _standard_home()
+
+
+def profile_name(home: Path) -> str:
+    """The config profile the stack rooted at ``home`` writes: ``dev`` for the standard home
+    (``$XDG_DATA_HOME/carbon-sdk/dev``), else ``dev-<directory name>-<6 hex digits of its
+    path>``, so two stacks never write the same profile."""
+    resolved = home.expanduser().resolve()
+    if resolved == _standard_home().expanduser().resolve():
+        return DEFAULT_PROFILE
+    slug = re.sub(r"[^a-z0-9]+", "-", resolved.name.lower()).strip("-") or "stack"
+    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:6]
+    return f"{DEFAULT_PROFILE}-{slug}-{digest}"
 
 
 @dataclass

@@ -17,14 +17,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum, StrEnum
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from . import ports, process
 from .progress import Progress
 from .service import DevStackError, Service, ServiceContext, ServiceStartError
-from .state import ServiceRecord, StateDir, default_home
+from .state import ServiceRecord, StateDir, default_home, profile_name
 
 _POLL_SECONDS = 0.05
 T = TypeVar("T")
@@ -60,13 +60,22 @@ class Started:
     seconds: float
 
 
+class Profile(Enum):
+    """How a :class:`Stack` names the config profile it keeps."""
+
+    FROM_HOME = "from-home"  # state.profile_name(home): `dev`, or `dev-<dir>-<hash>`
+
+
 class Stack:
     """The local platform stack rooted at ``home`` (default: :func:`default_home`).
 
     Args:
         home: the state directory; two stacks with different homes are fully independent.
         services: the services this stack knows, by name (default: the registry).
-        profile: the config profile ``up`` writes for the SDK (None: write none).
+        profile: the config profile this stack keeps in the user config file for the SDK:
+            written by ``up`` with the running services, removed by ``down`` (None: none).
+            By default ``dev`` for the standard home, ``dev-<dir>-<hash>`` for another one,
+            so two stacks never overwrite each other's profile.
     """
 
     def __init__(
@@ -74,7 +83,7 @@ class Stack:
         home: Path | None = None,
         *,
         services: Mapping[str, Service] | None = None,
-        profile: str | None = "dev",
+        profile: str | Literal[Profile.FROM_HOME] | None = Profile.FROM_HOME,
     ) -> None:
         if services is None:
             from .registry import SERVICES
@@ -82,7 +91,7 @@ class Stack:
             services = SERVICES
         self.home = home or default_home()
         self.services = dict(services)
-        self.profile = profile
+        self.profile = profile_name(self.home) if profile is Profile.FROM_HOME else profile
         self._state = StateDir(self.home)
 
     # -- up -------------------------------------------------------------------------------
@@ -118,7 +127,7 @@ class Stack:
                         to_start.append((service, self._context(service, promised, progress)))
                     results.extend(_in_parallel(lambda job: self._start(*job), to_start))
             finally:
-                self._write_profile()
+                self._sync_profile()
         return results
 
     def _context(self, service: Service, promised: set[int], progress: Progress) -> ServiceContext:
@@ -218,15 +227,20 @@ class Stack:
                 )
             time.sleep(_POLL_SECONDS)
 
-    def _write_profile(self) -> None:
+    def _sync_profile(self) -> None:
+        """Make the profile hold exactly the running services; without any, remove it (a
+        profile pointing at stopped servers would fail later with "connection refused")."""
         if not self.profile:
             return
         from carbon_sdk._registry import CONNECTORS
-        from carbon_sdk.settings import write_profile
+        from carbon_sdk.settings import remove_profile, write_profile
 
         # only connectors' sections: a test-only server (trino_secure, mlflow_auth) is no section
         connectors = {k: v for k, v in self.settings().items() if k in CONNECTORS}
-        write_profile(self.profile, connectors)
+        if connectors:
+            write_profile(self.profile, connectors)
+        else:
+            remove_profile(self.profile)
 
     # -- down -----------------------------------------------------------------------------
 
@@ -244,6 +258,7 @@ class Stack:
                 level_records = [records[n] for n in level]
                 outcomes = _in_parallel(lambda r: self._stop(r, progress), level_records)
                 stopped.extend(name for name in outcomes if name)
+            self._sync_profile()
             if purge:
                 for record in records.values():
                     for path in record.paths.values():

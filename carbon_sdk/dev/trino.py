@@ -55,6 +55,7 @@ PLUGINS = ("iceberg", "memory", "tpch")
 USER = "carbon"
 CATALOG_DATABASE = "iceberg_catalog"
 WAREHOUSE = "s3://warehouse/"
+SPOOL_BUCKET = "trino-spool"  # created by the s3 service; one prefix per Trino server
 HEAP = "2G"  # two servers (trino + trino_secure) fit a 2-core 24 GiB machine with room to spare
 
 # The Iceberg JDBC catalog does not create its own tables (schema V1, with iceberg_type).
@@ -212,7 +213,8 @@ class TrinoService(Service):
     """A single-node Trino (coordinator and worker in one JVM) over plain HTTP."""
 
     name = "trino"
-    depends_on = ("postgres", "s3")
+    depends_on = ("postgres", "s3")  # s3: the Iceberg warehouse and the spooling storage
+    secrets: ClassVar[tuple[str, ...]] = ("spool_key",)
     ports: ClassVar[tuple[str, ...]] = ("http",)
     main_port = "http"
     ready_timeout = 180.0
@@ -257,10 +259,41 @@ class TrinoService(Service):
             "http-server.http.port": http,
             "discovery.uri": f"http://{HOST}:{http}",
         }
+        config.update(self.spooling_config(ctx, s3))
         config.update(self.extra_config(ctx))
         write_atomic(etc / "config.properties", _properties(config), 0o600)
         for catalog, values in _catalogs(pg, s3).items():
             write_atomic(etc / "catalog" / f"{catalog}.properties", _properties(values), 0o600)
+
+    def spooling_config(self, ctx: ServiceContext, s3: dict[str, object]) -> dict[str, object]:
+        """The spooled protocol's ``config.properties`` entries; writes
+        ``etc/spooling-manager.properties`` (segments in ``s3://trino-spool/<service>/``).
+
+        The shared secret key must be the base64 of 32 bytes: it is derived from the stack's
+        generated ``spool_key`` secret, so it is stable across restarts of one stack.
+        """
+        key = base64.b64encode(hashlib.sha256(ctx.secrets["spool_key"].encode()).digest())
+        write_atomic(
+            self.etc_dir(ctx) / "spooling-manager.properties",
+            _properties(
+                {
+                    "spooling-manager.name": "filesystem",
+                    "fs.s3.enabled": "true",
+                    "fs.location": f"s3://{SPOOL_BUCKET}/{self.name}/",
+                    "s3.endpoint": s3["endpoint_url"],
+                    "s3.region": s3["region"],
+                    "s3.aws-access-key": s3["access_key_id"],
+                    "s3.aws-secret-key": s3["secret_access_key"],
+                    "s3.path-style-access": "true",
+                }
+            ),
+            0o600,
+        )
+        return {
+            "protocol.spooling.enabled": "true",
+            "protocol.spooling.shared-secret-key": key.decode(),
+            "protocol.spooling.retrieval-mode": "storage",
+        }
 
     def extra_config(self, ctx: ServiceContext) -> dict[str, object]:
         """More ``config.properties`` entries (and files they point to) for subclasses."""
@@ -311,7 +344,7 @@ class SecureTrinoService(TrinoService):
     name = "trino_secure"
     ports = ("http", "https")
     main_port = "https"
-    secrets = ("password", "jwt_key", "shared_secret")
+    secrets = ("password", "jwt_key", "shared_secret", "spool_key")
     default = False  # another JVM (~1 GB, ~20 s): only when asked for
 
     def tls_dir(self, ctx: ServiceContext) -> Path:

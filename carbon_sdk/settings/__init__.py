@@ -7,7 +7,7 @@ into :class:`~carbon_sdk.settings.carbon.CarbonSettings` and caches the load.
 from carbon_sdk._redact import REDACTED
 
 from .base import ServiceSettings, is_secret
-from .config_file import write_profile
+from .config_file import remove_profile, write_profile
 from .locations import Locations, env_var, secret_file_name, user_config_path
 from .sources import Origin
 
@@ -18,6 +18,7 @@ __all__ = [
     "ServiceSettings",
     "env_var",
     "is_secret",
+    "remove_profile",
     "secret_file_name",
     "user_config_path",
     "write_profile",

@@ -146,6 +146,11 @@ class ServiceSettings(BaseSettings):
         ]
         return f"{self.service} at {self.endpoint}: {', '.join(shown) or 'defaults only'}"
 
+    def _repr_html_(self) -> str:
+        from carbon_sdk._render import service_settings_html
+
+        return service_settings_html(self)
+
     def rows(self) -> Iterator[tuple[str, str, str]]:
         """``(field, shown value, origin)`` for every field; secrets shown as ``***``."""
         for name, info in type(self).model_fields.items():

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from carbon_sdk._files import write_atomic
+from carbon_sdk._files import locked, write_atomic
 from carbon_sdk._suggest import did_you_mean
 from carbon_sdk.errors import ConfigurationError
 
@@ -134,9 +135,12 @@ def check_profile_exists(profile: str, files: list[ConfigFile]) -> None:
         return
     known = sorted({name for f in files for name in f.profiles()})
     searched = ", ".join(str(f.path) for f in files)
+    hint = ""
+    if profile.startswith("dev"):
+        hint = " `carbon-sdk dev up` writes the local stack's profile."
     raise ConfigurationError(
         f"{PROFILE_ENV}={profile!r} names a profile that is in none of: {searched}. "
-        f"Known profiles: {', '.join(known) or 'none'}."
+        f"Known profiles: {', '.join(known) or 'none'}.{hint}"
     )
 
 
@@ -147,9 +151,33 @@ def write_profile(name: str, values: dict[str, dict[str, Any]], path: Path | Non
     profiles and base sections in the file are kept; the named profile is replaced whole.
     """
     target = path or user_config_path()
-    current = ConfigFile.read(target).data
-    profiles = dict(current.get(PROFILES_KEY) or {})
-    profiles[name] = values
-    current[PROFILES_KEY] = profiles
-    write_atomic(target, yaml.safe_dump(current, sort_keys=False))
+    with _locked(target):
+        current = ConfigFile.read(target).data
+        profiles = dict(current.get(PROFILES_KEY) or {})
+        profiles[name] = values
+        current[PROFILES_KEY] = profiles
+        write_atomic(target, yaml.safe_dump(current, sort_keys=False))
     return target
+
+
+def remove_profile(name: str, path: Path | None = None) -> bool:
+    """Delete profile ``name`` from the user config file, keeping everything else; returns
+    whether it was there."""
+    target = path or user_config_path()
+    with _locked(target):
+        current = ConfigFile.read(target).data
+        profiles = dict(current.get(PROFILES_KEY) or {})
+        if name not in profiles:
+            return False
+        del profiles[name]
+        if profiles:
+            current[PROFILES_KEY] = profiles
+        else:
+            current.pop(PROFILES_KEY, None)
+        write_atomic(target, yaml.safe_dump(current, sort_keys=False) if current else "")
+    return True
+
+
+def _locked(config: Path) -> AbstractContextManager[None]:
+    """Serialize read-modify-write of ``config`` between processes (two stacks' ``dev up``)."""
+    return locked(config.with_name(f".{config.name}.lock"))

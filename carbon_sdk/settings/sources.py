@@ -216,18 +216,21 @@ class AliasEnvSource(CarbonSource):
                     self.resolution.record_empty(name, Origin("env", var))
 
 
-def read_secret_file(path: os.PathLike[str]) -> str:
-    """A mounted secret's value: UTF-8, without a leading BOM or one trailing newline."""
+def read_secret_file(path: os.PathLike[str], setting: str) -> str:
+    """A mounted secret's value: UTF-8, without a leading BOM or one trailing newline.
+
+    Errors name ``setting`` (``service.field``) and the file, never its content."""
+    where = f"secret file {os.fspath(path)} (for {setting})"
     try:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
+        raise ConfigurationError(f"{where} is not UTF-8 text (byte {exc.start + 1})") from None
+    except IsADirectoryError:
         raise ConfigurationError(
-            f"secret file {os.fspath(path)} is not UTF-8 text (byte {exc.start + 1})"
+            f"{where} is a directory, not a file: is a volume mounted at the wrong path?"
         ) from None
     except OSError as exc:
-        raise ConfigurationError(
-            f"cannot read secret file {os.fspath(path)}: {exc.strerror}"
-        ) from None
+        raise ConfigurationError(f"cannot read {where}: {exc.strerror}") from None
     text = text.removeprefix("\ufeff")
     for ending in ("\r\n", "\n"):
         if text.endswith(ending):
@@ -245,8 +248,8 @@ class SecretFileSource(CarbonSource):
         service = self.settings_cls.service
         for name in self.settings_cls.model_fields:
             path = directory / secret_file_name(service, name)
-            if path.is_file():
-                yield name, read_secret_file(path), Origin("secret", str(path))
+            if path.exists():
+                yield name, read_secret_file(path, f"{service}.{name}"), Origin("secret", str(path))
 
 
 class ConfigFileSource(CarbonSource):

@@ -99,9 +99,28 @@ class Undeclared(Web):
         ctx.dependency("web")
 
 
+class ObjectStore(Web):
+    """A tiny server under a connector's name, so the stack writes it into its profile."""
+
+    name = "s3"
+    secrets = ()
+
+    def settings(self, ctx: ServiceContext) -> dict[str, object]:
+        return {"endpoint_url": f"http://127.0.0.1:{ctx.ports['http']}"}
+
+
 SERVICES: dict[str, Service] = {
     s.name: s
-    for s in (Web(), Api(), NeverReady(), ExitsEarly(), Downloads(), Reads(), Undeclared())
+    for s in (
+        Web(),
+        Api(),
+        NeverReady(),
+        ExitsEarly(),
+        Downloads(),
+        Reads(),
+        Undeclared(),
+        ObjectStore(),
+    )
 }
 
 
@@ -127,6 +146,11 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     s.down(purge=True)
     for record in s.records():
         assert record.handle is None
+
+
+def _state(stack: Stack, name: str) -> State:
+    (status,) = [s for s in stack.status() if s.name == name]
+    return status.state
 
 
 def _pid(stack: Stack, name: str) -> int:
@@ -303,19 +327,79 @@ def test_two_stacks_side_by_side(tmp_path: Path) -> None:
         two.down(purge=True)
 
 
+def _profiles(isolated_config: Path) -> dict[str, dict[str, dict[str, object]]]:
+    path = isolated_config / "user.yaml"
+    data = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
+    return data.get("profiles") or {}
+
+
 def test_env_and_profile(tmp_path: Path, isolated_config: Path) -> None:
     stack = Stack(tmp_path / "dev", services=SERVICES, profile="dev")
     try:
-        stack.up(["web"])
+        stack.up(["web", "s3"])
         url = stack.settings()["web"]["url"]
         assert stack.env()["CARBON_WEB__URL"] == url
-        profile = yaml.safe_load((isolated_config / "user.yaml").read_text())
         # the profile holds connectors' sections only: "web" is no connector, and a section
         # the SDK does not know would make every later settings load fail
-        assert "web" not in profile["profiles"]["dev"]
+        assert _profiles(isolated_config)["dev"] == {"s3": stack.settings()["s3"]}
     finally:
         stack.down(purge=True)
     assert stack.env() == {}
+    assert _profiles(isolated_config) == {}  # no profile left pointing at dead ports
+
+
+def test_profile_name_follows_the_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    standard = tmp_path / "data" / "carbon-sdk" / "dev"
+    assert Stack(standard, services=SERVICES).profile == "dev"
+    one = Stack(tmp_path / "a" / "My Stack", services=SERVICES).profile
+    two = Stack(tmp_path / "b" / "My Stack", services=SERVICES).profile
+    assert one and two and one.startswith("dev-my-stack-") and two.startswith("dev-my-stack-")
+    assert one != two  # same directory name, another path: another profile
+    assert Stack(tmp_path / "a" / "My Stack", services=SERVICES).profile == one  # stable
+    assert Stack(standard, services=SERVICES, profile=None).profile is None
+
+
+def test_two_stacks_keep_their_own_profiles(tmp_path: Path, isolated_config: Path) -> None:
+    """The second stack's up/down never touches the first one's profile."""
+    first = Stack(tmp_path / "first", services=SERVICES)
+    second = Stack(tmp_path / "second", services=SERVICES)
+    assert first.profile != second.profile
+    try:
+        first.up(["s3"])
+        mine = _profiles(isolated_config)[str(first.profile)]
+        second.up(["s3"])
+        profiles = _profiles(isolated_config)
+        assert profiles[str(first.profile)] == mine == {"s3": first.settings()["s3"]}
+        assert profiles[str(second.profile)] == {"s3": second.settings()["s3"]}
+        assert mine != profiles[str(second.profile)]
+        second.down()
+        assert _profiles(isolated_config) == {str(first.profile): mine}
+        assert http_ok(str(mine["s3"]["endpoint_url"]))  # the first one still answers there
+    finally:
+        first.down(purge=True)
+        second.down(purge=True)
+    assert _profiles(isolated_config) == {}
+
+
+def test_a_crashed_service_leaves_the_profile_and_is_dropped_by_the_next_up(
+    tmp_path: Path, isolated_config: Path
+) -> None:
+    stack = Stack(tmp_path / "dev", services=SERVICES, profile="dev")
+    try:
+        stack.up(["web", "s3"])
+        os.kill(_pid(stack, "s3"), signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while _state(stack, "s3") is not State.FAILED and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _state(stack, "s3") is State.FAILED
+        assert _state(stack, "web") is State.RUNNING
+        stack.up(["web"])  # not asked for: s3 stays down and leaves the profile
+        assert "dev" not in _profiles(isolated_config)
+        stack.up(["s3"])
+        assert _profiles(isolated_config)["dev"] == {"s3": stack.settings()["s3"]}
+    finally:
+        stack.down(purge=True)
 
 
 def test_plain_progress_lines_include_download_size_and_speed(stack: Stack) -> None:

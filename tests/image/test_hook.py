@@ -87,7 +87,7 @@ def test_injected_config_unreachable_stack(sandbox: dict[str, str]) -> None:
     assert "not configured: " in second
     assert "s3cr3t-value" not in log
     assert elapsed < 2 + _startup.DOCTOR_GRACE
-    assert "carbon_sdk.ipython" in ipython_config(sandbox).read_text()
+    assert "extensions.append('carbon_sdk')" in ipython_config(sandbox).read_text()
 
 
 @pytest.mark.stack
@@ -134,13 +134,24 @@ def test_idempotent_keeps_the_users_config_and_can_be_turned_off(
     once = config.read_text()
     log, _ = run_hook(sandbox)
     assert config.read_text() == once and once.startswith(mine)
-    assert once.count("carbon_sdk.ipython") == 1
+    assert once.count("extensions.append('carbon_sdk')") == 1
     assert "IPython extension enabled (" in log
     assert "carbon-sdk doctor: skipped (CARBON_STARTUP_DOCTOR=0)" in log
     sandbox["CARBON_IPYTHON_EXTENSION"] = "0"
     log, _ = run_hook(sandbox)
     assert "removed from" in log
     assert config.read_text() == mine + "\n"
+
+
+def test_an_older_block_is_replaced_by_the_current_one(sandbox: dict[str, str]) -> None:
+    config = ipython_config(sandbox)
+    config.parent.mkdir(parents=True)
+    old = _startup.BLOCK.replace("'carbon_sdk'", "'carbon_sdk.ipython'")
+    config.write_text("c.A = 1\n\n" + old + "c.B = 2\n")
+    sandbox["CARBON_STARTUP_DOCTOR"] = "0"
+    log, _ = run_hook(sandbox)
+    assert "updated in" in log
+    assert config.read_text() == "c.A = 1\n\n" + _startup.BLOCK + "c.B = 2\n"
 
 
 def test_profile_loads_the_extension_in_ipython_and_in_a_kernel(
@@ -151,7 +162,7 @@ def test_profile_loads_the_extension_in_ipython_and_in_a_kernel(
     ipython = Path(sys.executable).parent / "ipython"
     script = Path(sandbox["HOME"]) / "probe.ipy"
     script.write_text(
-        "print('carbon_sdk.ipython' in get_ipython().extension_manager.loaded)\n"
+        "print('carbon_sdk' in get_ipython().extension_manager.loaded)\n"
         "report = get_ipython().run_line_magic('carbon_doctor', '--timeout 1')\n"
         "print(type(report).__name__, report.ok)\n"
     )
@@ -164,9 +175,7 @@ def test_profile_loads_the_extension_in_ipython_and_in_a_kernel(
         monkeypatch.setenv(key, value)
     notebook = nbformat.v4.new_notebook(
         cells=[
-            nbformat.v4.new_code_cell(
-                "'carbon_sdk.ipython' in get_ipython().extension_manager.loaded"
-            ),
+            nbformat.v4.new_code_cell("'carbon_sdk' in get_ipython().extension_manager.loaded"),
             nbformat.v4.new_code_cell("%carbon_doctor --timeout 1"),
         ]
     )
@@ -222,6 +231,6 @@ def test_as_root_the_profile_goes_to_nb_user(
     assert (owner.home, owner.uid, owner.gid) == (home, 1001, 100)
     _startup.enable_extension(owner)
     config = home / ".ipython" / "profile_default" / "ipython_config.py"
-    assert "carbon_sdk.ipython" in config.read_text()
+    assert "extensions.append('carbon_sdk')" in config.read_text()
     assert [p for p, _, _ in chowned] == [home / ".ipython", config.parent, config]
     assert {(u, g) for _, u, g in chowned} == {(1001, 100)}

@@ -163,7 +163,7 @@ def test_startup_hook_runs_in_the_image_python(image_python: Path, tmp_path: Pat
     assert "IPython extension enabled" in result.stderr
     assert "carbon-sdk doctor: all configured services ok" in result.stderr
     config = tmp_path / "home" / ".ipython" / "profile_default" / "ipython_config.py"
-    assert "carbon_sdk.ipython" in config.read_text()
+    assert "extensions.append('carbon_sdk')" in config.read_text()
 
 
 def test_carbon_layer_under_1_5_gb(image_python: Path) -> None:

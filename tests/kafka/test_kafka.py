@@ -291,3 +291,13 @@ def test_broker_stopped_mid_publish_reports_failures_and_bounds_the_flush(
         assert kafka.publish("doomed", [b"after"], serializer="bytes") == 1
     finally:
         stack.down(purge=True)
+
+
+def test_publish_shows_a_progress_bar_when_asked(
+    topic: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert kafka.publish(topic, range(2500), serializer="str", progress=True) == 2500
+    bar = capsys.readouterr().err  # tqdm's console bar (pytest's stderr is not a terminal)
+    assert f"publish {topic}" in bar and "2500/2500" in bar
+    assert kafka.publish(topic, [{"n": 1}]) == 1  # default: no bar when nobody watches
+    assert capsys.readouterr().err == ""

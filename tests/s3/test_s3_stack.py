@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from reliability.report import FaultLog
 
 import carbon_sdk
 from carbon_sdk import AuthFailed, NotFound, Unreachable, s3
@@ -225,7 +226,9 @@ def _closed_port() -> int:
         return port
 
 
-def test_wrong_port_is_unreachable_within_the_timeout(s3_env: dict[str, str]) -> None:
+def test_wrong_port_is_unreachable_within_the_timeout(
+    s3_env: dict[str, str], fault_log: FaultLog
+) -> None:
     configure(
         s3={
             "endpoint_url": f"http://127.0.0.1:{_closed_port()}",
@@ -237,6 +240,7 @@ def test_wrong_port_is_unreachable_within_the_timeout(s3_env: dict[str, str]) ->
         started = time.monotonic()
         with pytest.raises(Unreachable, match=r"s3\.endpoint_url=http://127\.0\.0\.1"):
             call()
+        fault_log("s3", "stopped", Unreachable, time.monotonic() - started, 5)
         assert time.monotonic() - started < 5  # refused, retried once after a backoff
 
 
@@ -291,3 +295,36 @@ def test_read_parquet_returns_utc_timestamps(prefix: str) -> None:
         pa.table({"t": pa.array([when], pa.timestamp("us", tz="UTC"))}), prefix + "t.parquet"
     )
     assert s3.read_parquet(url, as_="arrow")["t"][0].as_py() == when
+
+
+def test_an_interrupted_upload_leaves_no_multipart_upload(prefix: str, tmp_path: Path) -> None:
+    import signal
+    import threading
+
+    source = tmp_path / "big.bin"
+    with source.open("wb") as out:
+        out.truncate(256 * 2**20)
+    configure(s3={"multipart_chunksize": 5 * 2**20, "max_concurrency": 2})
+    bucket, key = _key(prefix)
+    client = s3.client()
+    main = threading.main_thread().ident
+    sent = threading.Event()
+
+    def interrupt_once_started() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if client.list_multipart_uploads(Bucket=bucket, Prefix=key).get("Uploads"):
+                time.sleep(0.2)  # a few parts in
+                signal.pthread_kill(main, signal.SIGINT)  # what a notebook interrupt does
+                sent.set()
+                return
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=interrupt_once_started, daemon=True)
+    watcher.start()
+    with pytest.raises(KeyboardInterrupt):
+        s3.upload(source, prefix + "big.bin", progress=False)
+    watcher.join()
+    assert sent.is_set()
+    assert client.list_multipart_uploads(Bucket=bucket, Prefix=key).get("Uploads", []) == []
+    assert s3.ls(prefix) == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 from contextlib import closing
+from typing import Any
 
 
 def closed_port() -> int:
@@ -49,3 +50,29 @@ class Endpoint:
         self.sock.close()
         for conn in self.held:
             conn.close()
+
+
+def every_connector_at(port: int, password: str, **bounds: float) -> dict[str, dict[str, Any]]:
+    """``configure()`` arguments pointing every connector at ``127.0.0.1:port`` (with
+    ``password`` as each secret and ``bounds`` as each one's timeouts/attempts)."""
+    url = f"http://127.0.0.1:{port}"
+    sections: dict[str, dict[str, Any]] = {
+        "postgres": {"host": "127.0.0.1", "port": port, "user": "u", "password": password},
+        "s3": {"endpoint_url": url, "access_key_id": "AKIA", "secret_access_key": password},
+        "trino": {"host": "127.0.0.1", "port": port, "user": "u"},
+        "mlflow": {"tracking_uri": url, "password": password},
+        "datahub": {"gms_url": url, "token": password},
+        "kafka": {
+            "bootstrap_servers": f"127.0.0.1:{port}",
+            "security_protocol": "SASL_PLAINTEXT",
+            "username": "u",
+            "password": password,
+        },
+        "ray": {
+            "host": "127.0.0.1",
+            "client_port": port,
+            "dashboard_port": port,
+            "token": password,
+        },
+    }
+    return {name: {**section, **bounds} for name, section in sections.items()}

@@ -90,10 +90,14 @@ def test_module_provides_settings_check_and_error_table(entry: Connector) -> Non
     assert module.Settings.endpoint_fields
 
 
+# required fields whose values are validated as URLs or host:port lists
+EXAMPLES = {"endpoint_url": "http://example-value", "bootstrap_servers": "example-value:9092"}
+
+
 @connectors
 def test_endpoint_names_where_the_service_is(entry: Connector) -> None:
     cls = entry.settings_class()
-    configure(**{entry.name: dict.fromkeys(cls.required, "example-value")})
+    configure(**{entry.name: {f: EXAMPLES.get(f, "example-value") for f in cls.required}})
     settings = cls.load()
     assert settings.configured
     assert "example-value" in settings.endpoint or cls.endpoint_fields[0] not in cls.required

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import psutil
 import pytest
-from listeners import Endpoint, closed_port
+from listeners import Endpoint, closed_port, every_connector_at
 
 from carbon_sdk import doctor as run_doctor
 from carbon_sdk import postgres
@@ -33,24 +33,7 @@ def endpoints() -> Iterator[dict[str, int]]:
 
 
 def point_at(port: int, password: str = "canary-doctor-pw") -> None:
-    configure(
-        postgres={"host": "127.0.0.1", "port": port, "user": "u", "password": password},
-        s3={
-            "endpoint_url": f"http://127.0.0.1:{port}",
-            "access_key_id": "AKIA",
-            "secret_access_key": password,
-        },
-        trino={"host": "127.0.0.1", "port": port, "user": "u"},
-        mlflow={"tracking_uri": f"http://127.0.0.1:{port}", "password": password},
-        datahub={"gms_url": f"http://127.0.0.1:{port}", "token": password},
-        kafka={
-            "bootstrap_servers": f"127.0.0.1:{port}",
-            "security_protocol": "SASL_PLAINTEXT",
-            "username": "u",
-            "password": password,
-        },
-        ray={"host": "127.0.0.1", "client_port": port, "dashboard_port": port, "token": password},
-    )
+    configure(**every_connector_at(port, password))
 
 
 @pytest.mark.parametrize("behaviour", ["refuse", "hang", "garbage"])

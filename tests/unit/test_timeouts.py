@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from listeners import Endpoint, closed_port
+from reliability.report import FaultLog
 
 from carbon_sdk import postgres, s3, trino
 from carbon_sdk.errors import Unreachable
@@ -69,10 +70,13 @@ def waited(message: str) -> float:
 
 
 @pytest.mark.parametrize("name", CALLS)
-def test_a_silent_endpoint_fails_within_connect_timeout(name: str, hang: Endpoint) -> None:
+def test_a_silent_endpoint_fails_within_connect_timeout(
+    name: str, hang: Endpoint, fault_log: FaultLog
+) -> None:
     warm_up(name)
     point_at(hang.port, connect_timeout=CONNECT_TIMEOUT)  # request_timeout 300, max_attempts 3
     elapsed, message = timed_failure(name)
+    fault_log(name.split("-")[0], "hang", Unreachable, elapsed, BOUND)
     assert CONNECT_TIMEOUT - 0.1 <= elapsed < BOUND, message
     # the time waited on the endpoint, not counting local work such as creating a boto3 client
     assert CONNECT_TIMEOUT - 0.1 <= waited(message) <= elapsed + 0.1, (elapsed, message)
