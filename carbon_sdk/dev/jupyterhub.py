@@ -23,6 +23,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -161,20 +162,28 @@ class JupyterHubService(Service):
     name = "jupyterhub"
     ports: ClassVar[tuple[str, ...]] = ("http", "hub", "proxy_api")
     main_port = "http"
-    secrets = ("password", "crypt_seed", "api_token", "token_key")
+    secrets: ClassVar[tuple[str, ...]] = ("password", "crypt_seed", "api_token", "token_key")
     default = False  # only when named: `carbon-sdk dev up jupyterhub`
     ready_timeout = 60.0
     stop_timeout = 20.0
 
-    def config_path(self, ctx: ServiceContext) -> Path:
+    def sections_path(self, ctx: ServiceContext) -> Path:
         """The generated ``jupyterhub_config.json`` (mode 0600: it holds secrets)."""
         return ctx.home / "jupyterhub_config.json"
+
+    def config_path(self, ctx: ServiceContext) -> Path:
+        """The file ``jupyterhub -f`` loads (here: the JSON sections themselves)."""
+        return self.sections_path(ctx)
 
     def prepare(self, ctx: ServiceContext) -> None:
         """Install the proxy if needed and write the hub's and the single-user servers'
         configuration (on every start, so it follows the allocated ports)."""
-        _write_json(self.config_path(ctx), hub_config(ctx, ensure_proxy(ctx)))
-        _write_json(ctx.home / "singleuser" / "jupyter_server_config.json", SINGLEUSER_CONFIG)
+        write_json(self.sections_path(ctx), self.hub_config(ctx, ensure_proxy(ctx)))
+        write_json(ctx.home / "singleuser" / "jupyter_server_config.json", SINGLEUSER_CONFIG)
+
+    def hub_config(self, ctx: ServiceContext, proxy: Path) -> dict[str, dict[str, object]]:
+        """The hub's traitlets configuration (subclasses change the authenticator here)."""
+        return hub_config(ctx, proxy)
 
     def command(self, ctx: ServiceContext) -> list[str]:
         """The hub in the foreground; it starts the proxy and stops it (and the servers) on exit."""
@@ -201,7 +210,7 @@ class JupyterHubService(Service):
         }
 
 
-def _write_json(path: Path, values: dict[str, dict[str, object]]) -> None:
+def write_json(path: Path, values: Mapping[str, object]) -> None:
     """Write ``values`` as JSON, mode 0600 (the hub's configuration holds secrets)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
