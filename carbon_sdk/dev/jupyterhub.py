@@ -40,6 +40,8 @@ USER_SCOPES = ("self",)
 SERVER_SCOPES = ("users:activity!user", "access:servers!server")
 # The stack's admin token (settings `api_token`): users, servers, their spawner state, tokens.
 ADMIN_SCOPES = ("admin:users", "admin:servers", "admin:server_state", "admin:auth_state", "tokens")
+SPAWN_TIMEOUT = 180  # seconds a user server may take to start and answer
+ADMIN_ROLE = {"name": "carbon-dev-admin", "scopes": ADMIN_SCOPES, "services": [ADMIN_SERVICE]}
 
 
 def chp_cache_dir() -> Path:
@@ -101,9 +103,28 @@ def crypt_key(seed: str) -> str:
 
 
 def hub_config(ctx: ServiceContext, proxy: Path) -> dict[str, dict[str, object]]:
-    """The hub's traitlets configuration, by class: ports, proxy, spawner, auth_state, roles,
-    the admin service, and the authenticator (replace its section to change how users log in).
-    """
+    """The hub's traitlets configuration, by class: :func:`common_config` plus the roles and
+    the authenticator (replace its section to change how users log in)."""
+    config = common_config(ctx, proxy)
+    config["JupyterHub"]["authenticator_class"] = AUTHENTICATOR
+    config["JupyterHub"]["load_roles"] = [
+        {"name": "user", "scopes": [*USER_SCOPES, AUTH_STATE_SCOPE]},
+        {"name": "server", "scopes": [*SERVER_SCOPES, AUTH_STATE_SCOPE]},
+        ADMIN_ROLE,
+    ]
+    config["Authenticator"] = {"enable_auth_state": True}
+    config["StackAuthenticator"] = {
+        "user_password": ctx.secrets["password"],
+        "allow_all": True,
+        "stack_home": str(ctx.home.parent),
+        "hub_key": ctx.secrets["token_key"],
+    }
+    return config
+
+
+def common_config(ctx: ServiceContext, proxy: Path) -> dict[str, dict[str, object]]:
+    """What every stack hub has: ports, database, proxy, the local-process spawner, the admin
+    service (its role is :data:`ADMIN_ROLE`)."""
     return {
         "JupyterHub": {
             "ip": HOST,
@@ -113,13 +134,7 @@ def hub_config(ctx: ServiceContext, proxy: Path) -> dict[str, dict[str, object]]
             "db_url": f"sqlite:///{ctx.home / 'jupyterhub.sqlite'}",
             "cookie_secret_file": str(ctx.home / "jupyterhub_cookie_secret"),
             "spawner_class": "jupyterhub.spawner.SimpleLocalProcessSpawner",
-            "authenticator_class": AUTHENTICATOR,
             "services": [{"name": ADMIN_SERVICE, "api_token": ctx.secrets["api_token"]}],
-            "load_roles": [
-                {"name": "user", "scopes": [*USER_SCOPES, AUTH_STATE_SCOPE]},
-                {"name": "server", "scopes": [*SERVER_SCOPES, AUTH_STATE_SCOPE]},
-                {"name": "carbon-dev-admin", "scopes": ADMIN_SCOPES, "services": [ADMIN_SERVICE]},
-            ],
         },
         "ConfigurableHTTPProxy": {
             "command": [str(proxy)],
@@ -132,15 +147,11 @@ def hub_config(ctx: ServiceContext, proxy: Path) -> dict[str, dict[str, object]]
             # in the hub's process group, so `down` and the supervisor's checks see them
             "popen_kwargs": {"start_new_session": False},
             "environment": {"JUPYTER_CONFIG_DIR": str(ctx.home / "singleuser")},
+            # a loaded machine (and a before-notebook hook) can take longer than the default 30 s
+            "http_timeout": SPAWN_TIMEOUT,
+            "start_timeout": SPAWN_TIMEOUT,
         },
         "SimpleLocalProcessSpawner": {"home_dir_template": str(ctx.home / "users" / "{username}")},
-        "Authenticator": {"enable_auth_state": True},
-        "StackAuthenticator": {
-            "user_password": ctx.secrets["password"],
-            "allow_all": True,
-            "stack_home": str(ctx.home.parent),
-            "hub_key": ctx.secrets["token_key"],
-        },
     }
 
 

@@ -35,13 +35,7 @@ from typing import Any, ClassVar
 
 from carbon_sdk._files import write_atomic
 
-from .jupyterhub import (
-    ADMIN_SCOPES,
-    ADMIN_SERVICE,
-    JupyterHubService,
-    crypt_key,
-    hub_config,
-)
+from .jupyterhub import ADMIN_ROLE, JupyterHubService, common_config, crypt_key
 from .keycloak import register_redirect_uri
 from .ports import HOST
 from .service import ServiceContext
@@ -137,6 +131,11 @@ class OidcJupyterHubService(JupyterHubService):
         """``jupyterhub_config.py``: loads the JSON sections, then runs ``hub.extraConfig``."""
         return ctx.home / "jupyterhub_config.py"
 
+    def sections_path(self, ctx: ServiceContext) -> Path:
+        """The JSON sections; not ``jupyterhub_config.json``, which traitlets would load after
+        the ``.py`` of the same name, undoing what ``hub.extraConfig`` added."""
+        return ctx.home / "hub_sections.json"
+
     def callback_url(self, ctx: ServiceContext) -> str:
         """The hub's OAuth callback, registered with Keycloak on every start."""
         return f"http://{HOST}:{ctx.ports['http']}/hub/oauth_callback"
@@ -168,14 +167,10 @@ class OidcJupyterHubService(JupyterHubService):
     def hub_config(self, ctx: ServiceContext, proxy: Path) -> dict[str, dict[str, object]]:
         """The stack's hub sections with the chart's sections over them, the admin service and
         its role kept, the user servers started by ``start-singleuser.sh``."""
-        base = hub_config(ctx, proxy)
-        base.pop("StackAuthenticator")
-        base["JupyterHub"].pop("authenticator_class")
+        base = common_config(ctx, proxy)
         keycloak = ctx.dependency("keycloak")
         chart = z2jh_config(self.platform.values, keycloak, self.callback_url(ctx))
-        chart["JupyterHub"]["load_roles"].append(
-            {"name": "carbon-dev-admin", "scopes": ADMIN_SCOPES, "services": [ADMIN_SERVICE]}
-        )
+        chart["JupyterHub"]["load_roles"].append(ADMIN_ROLE)
         for section, settings in chart.items():
             base.setdefault(section, {}).update(settings)
         spawner = base["Spawner"]
