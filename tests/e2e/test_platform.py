@@ -73,11 +73,14 @@ def access_token(e2e: E2E, name: str) -> str:
 
 
 def prepare_home(e2e: E2E, name: str) -> Path:
-    """The user's home with the notebook and JupyterLab's setting that keeps cells rendered."""
-    home = Path(str(e2e.hub["users_dir"])) / name
-    settings = home / ".jupyter/lab/user-settings/@jupyterlab/notebook-extension"
+    """The user's home with the notebook; JupyterLab's setting that keeps cells rendered (in
+    the servers' ``JUPYTER_CONFIG_DIR``, where JupyterLab reads user settings)."""
+    config_dir = Path(str(e2e.hub["users_dir"])).parent / "singleuser"
+    settings = config_dir / "lab/user-settings/@jupyterlab/notebook-extension"
     settings.mkdir(parents=True, exist_ok=True)
     (settings / "tracker.jupyterlab-settings").write_text(LAB_SETTINGS)
+    home = Path(str(e2e.hub["users_dir"])) / name
+    home.mkdir(parents=True, exist_ok=True)
     (home / notebook().name).write_bytes(notebook().read_bytes())
     return home
 
@@ -104,35 +107,47 @@ _PROMPTS = """() => Array.from(document.querySelectorAll('.jp-Notebook .jp-CodeC
   .map(c => (c.querySelector('.jp-InputPrompt')?.textContent || '').trim())"""
 
 
-def wait_until_run(page: Any) -> list[str]:
-    """Wait until no cell is queued or running; the prompts of the code cells."""
+def _ran(prompts: list[str]) -> int:
+    return sum(1 for p in prompts if p not in ("", "[ ]:"))
+
+
+def wait_until_run(page: Any, started: int) -> list[str]:
+    """Wait until at least ``started`` cells ran or run and none is queued or running; the
+    prompts of the code cells."""
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while True:
         prompts: list[str] = page.evaluate(_PROMPTS)
-        idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count()
-        if idle and prompts and not any("*" in p for p in prompts):
+        if _ran(prompts) >= started and not any("*" in p for p in prompts):
             return prompts
         assert time.monotonic() < deadline, f"cells still running: {prompts}"
         page.wait_for_timeout(500)
 
 
 def run_all(page: Any) -> list[str]:
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Run$")).click()
-    page.locator(".lm-Menu-item", has_text=re.compile("^Run All Cells")).first.click()
-    page.wait_for_timeout(1000)
-    return wait_until_run(page)
+    """Run > Run All Cells (the notebook focused first; again if the first click came before
+    JupyterLab was ready to act on it); the prompts once the run is over."""
+    for _ in range(3):
+        page.locator(".jp-Notebook .jp-Cell").first.click()
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Run$")).click()
+        page.locator(".lm-Menu-item", has_text=re.compile("^Run All Cells")).first.click()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if _ran(page.evaluate(_PROMPTS)):
+                return wait_until_run(page, started=1)
+            page.wait_for_timeout(500)
+    raise AssertionError(f"Run All Cells started nothing: {page.evaluate(_PROMPTS)}")
 
 
 def add_cell(page: Any, code: str) -> None:
     """Append a code cell with ``code`` and run it."""
+    before = len(page.evaluate(_PROMPTS))
     page.locator(".jp-Notebook .jp-Cell").last.click()
     page.keyboard.press("Escape")
     page.keyboard.press("b")
     page.keyboard.press("Enter")
     page.keyboard.insert_text(code)
     page.keyboard.press("Shift+Enter")
-    page.wait_for_timeout(1000)
-    wait_until_run(page)
+    wait_until_run(page, started=before + 1)
 
 
 _DOCTOR = """() => {
