@@ -245,6 +245,9 @@ class KeycloakService(Service):
         return {
             "JAVA_HOME": str(java_home()),
             "JAVA_OPTS_KC_HEAP": f"-Xms64m -Xmx{HEAP}",
+            # JBoss threads' thread-local reset needs this on Java 24+ (else IllegalAccessError
+            # in executor threads); harmless on 17
+            "JAVA_OPTS_APPEND": "--add-opens=java.base/java.lang=ALL-UNNAMED",
             "KC_BOOTSTRAP_ADMIN_USERNAME": ADMIN_USER,
             "KC_BOOTSTRAP_ADMIN_PASSWORD": ctx.secrets["admin_password"],
             "KC_MANAGEMENT_HTTP_HOST": HOST,

@@ -17,7 +17,7 @@ import pytest
 import requests
 import yaml
 from chartlib import REPO, by_kind, one
-from conftest import E2E, Diagnostics
+from e2elib import E2E, Diagnostics
 
 from carbon_sdk import CarbonError, trino
 from carbon_sdk.dev.keycloak import USERS, email
