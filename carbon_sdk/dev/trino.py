@@ -1,6 +1,6 @@
 """Trino for the local stack: the official Trino server distribution, fetched once with Maven.
 
-Two services share one cached server distribution:
+Three services share one cached server distribution:
 
 ``trino``
     plain HTTP, no authentication; catalogs ``iceberg`` (JDBC catalog in the stack's PostgreSQL
@@ -10,6 +10,9 @@ Two services share one cached server distribution:
     the same catalogs behind HTTPS (a self-signed CA generated for the stack) with
     ``PASSWORD,JWT`` authentication (a password file and an HS256 key file). Not started by a
     bare ``dev up``: it costs another JVM.
+``trino_oidc``
+    the same behind HTTPS with ``JWT`` authentication only, against the JWKS of the stack's
+    Keycloak realm (:mod:`carbon_sdk.dev.keycloak`); for the end-to-end test. Only when named.
 
 The distribution is ``io.trino:trino-server-core:<version>:tar.gz`` plus the plugin zips in
 :data:`PLUGINS`, fetched with the machine's ``mvn`` and unpacked into the cache entry

@@ -195,6 +195,11 @@ def test_user_runs_the_getting_started_notebook(
         log_in(page, e2e, user)
         page.wait_for_url(re.compile(r"/user/[^/]+/"), timeout=SPAWN_TIMEOUT_MS)
         open_lab(page, e2e, name, notebook().name)
+        # the image's hook ran before the server, and found the configuration the chart injects
+        log = (Path(str(e2e.hub["log_dir"])) / f"{name}.log").read_text()
+        hook_line = log.index("carbon-sdk: config ")
+        assert hook_line < log.index("ServerApp"), log[:2000]
+        assert "found" in log[hook_line:].splitlines()[0], log[:2000]
         prompts = run_all(page)
         assert all(re.fullmatch(r"\[\d+\]:", p) for p in prompts), prompts
 
