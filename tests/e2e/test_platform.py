@@ -126,23 +126,53 @@ def wait_until_run(page: Any, started: int) -> list[str]:
 
 
 def run_all(page: Any) -> list[str]:
-    """Run > Run All Cells (the notebook focused first; again if the first click came before
-    JupyterLab was ready to act on it); the prompts once the run is over."""
-    for _ in range(3):
-        page.locator(f"{NOTEBOOK} .jp-Cell").first.click()
-        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Run$")).click()
-        page.locator(".lm-Menu-item", has_text=re.compile("^Run All Cells")).first.click()
+    """Run > Run All Cells (the notebook focused first; again if a dialog was in the way or the
+    first click came before JupyterLab was ready to act on it); the prompts once it is over."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    retry = True
+    for _ in range(4):
+        dismiss_dialogs(page)
+        try:
+            page.locator(f"{NOTEBOOK} .jp-Cell").first.click(timeout=10_000)
+            run_menu = page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Run$"))
+            run_menu.click(timeout=10_000)
+            run_all_item = page.locator(".lm-Menu-item", has_text=re.compile("^Run All Cells"))
+            run_all_item.first.click(timeout=10_000)
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")  # a menu left open
+            continue
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if _ran(page.evaluate(_PROMPTS)):
-                return wait_until_run(page, started=1)
+                prompts = wait_until_run(page, started=1)
+                if _ran(prompts) == len(prompts) or not retry:
+                    return prompts
+                # the kernel's connection was replaced mid-run (a slow first kernel start):
+                # the queued cells were dropped without an error; run them all once more
+                print(f"Run All Cells stopped early without an error: {prompts}; again")
+                retry = False
+                break
+            if page.locator(".jp-Dialog").count():
+                break
             page.wait_for_timeout(500)
     raise AssertionError(f"Run All Cells started nothing: {page.evaluate(_PROMPTS)}")
+
+
+def dismiss_dialogs(page: Any) -> None:
+    """Accept any dialog JupyterLab opened (its text goes to the test's output: a failure shows
+    it); e.g. a kernel dialog when the first start of a kernel was slow."""
+    dialogs = page.locator(".jp-Dialog")
+    for _ in range(dialogs.count()):
+        print(f"JupyterLab dialog: {dialogs.first.inner_text()!r}")
+        page.locator(".jp-Dialog .jp-mod-accept").first.click()
+        page.wait_for_timeout(500)
 
 
 def add_cell(page: Any, code: str) -> None:
     """Append a code cell with ``code`` and run it."""
     before = len(page.evaluate(_PROMPTS))
+    dismiss_dialogs(page)
     page.locator(f"{NOTEBOOK} .jp-Cell").last.click()
     page.keyboard.press("Escape")
     page.keyboard.press("b")
