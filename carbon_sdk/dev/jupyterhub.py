@@ -23,6 +23,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -39,6 +40,8 @@ USER_SCOPES = ("self",)
 SERVER_SCOPES = ("users:activity!user", "access:servers!server")
 # The stack's admin token (settings `api_token`): users, servers, their spawner state, tokens.
 ADMIN_SCOPES = ("admin:users", "admin:servers", "admin:server_state", "admin:auth_state", "tokens")
+SPAWN_TIMEOUT = 180  # seconds a user server may take to start and answer
+ADMIN_ROLE = {"name": "carbon-dev-admin", "scopes": ADMIN_SCOPES, "services": [ADMIN_SERVICE]}
 
 
 def chp_cache_dir() -> Path:
@@ -100,9 +103,28 @@ def crypt_key(seed: str) -> str:
 
 
 def hub_config(ctx: ServiceContext, proxy: Path) -> dict[str, dict[str, object]]:
-    """The hub's traitlets configuration, by class: ports, proxy, spawner, auth_state, roles,
-    the admin service, and the authenticator (replace its section to change how users log in).
-    """
+    """The hub's traitlets configuration, by class: :func:`common_config` plus the roles and
+    the authenticator (replace its section to change how users log in)."""
+    config = common_config(ctx, proxy)
+    config["JupyterHub"]["authenticator_class"] = AUTHENTICATOR
+    config["JupyterHub"]["load_roles"] = [
+        {"name": "user", "scopes": [*USER_SCOPES, AUTH_STATE_SCOPE]},
+        {"name": "server", "scopes": [*SERVER_SCOPES, AUTH_STATE_SCOPE]},
+        ADMIN_ROLE,
+    ]
+    config["Authenticator"] = {"enable_auth_state": True}
+    config["StackAuthenticator"] = {
+        "user_password": ctx.secrets["password"],
+        "allow_all": True,
+        "stack_home": str(ctx.home.parent),
+        "hub_key": ctx.secrets["token_key"],
+    }
+    return config
+
+
+def common_config(ctx: ServiceContext, proxy: Path) -> dict[str, dict[str, object]]:
+    """What every stack hub has: ports, database, proxy, the local-process spawner, the admin
+    service (its role is :data:`ADMIN_ROLE`)."""
     return {
         "JupyterHub": {
             "ip": HOST,
@@ -112,13 +134,7 @@ def hub_config(ctx: ServiceContext, proxy: Path) -> dict[str, dict[str, object]]
             "db_url": f"sqlite:///{ctx.home / 'jupyterhub.sqlite'}",
             "cookie_secret_file": str(ctx.home / "jupyterhub_cookie_secret"),
             "spawner_class": "jupyterhub.spawner.SimpleLocalProcessSpawner",
-            "authenticator_class": AUTHENTICATOR,
             "services": [{"name": ADMIN_SERVICE, "api_token": ctx.secrets["api_token"]}],
-            "load_roles": [
-                {"name": "user", "scopes": [*USER_SCOPES, AUTH_STATE_SCOPE]},
-                {"name": "server", "scopes": [*SERVER_SCOPES, AUTH_STATE_SCOPE]},
-                {"name": "carbon-dev-admin", "scopes": ADMIN_SCOPES, "services": [ADMIN_SERVICE]},
-            ],
         },
         "ConfigurableHTTPProxy": {
             "command": [str(proxy)],
@@ -131,15 +147,11 @@ def hub_config(ctx: ServiceContext, proxy: Path) -> dict[str, dict[str, object]]
             # in the hub's process group, so `down` and the supervisor's checks see them
             "popen_kwargs": {"start_new_session": False},
             "environment": {"JUPYTER_CONFIG_DIR": str(ctx.home / "singleuser")},
+            # a loaded machine (and a before-notebook hook) can take longer than the default 30 s
+            "http_timeout": SPAWN_TIMEOUT,
+            "start_timeout": SPAWN_TIMEOUT,
         },
         "SimpleLocalProcessSpawner": {"home_dir_template": str(ctx.home / "users" / "{username}")},
-        "Authenticator": {"enable_auth_state": True},
-        "StackAuthenticator": {
-            "user_password": ctx.secrets["password"],
-            "allow_all": True,
-            "stack_home": str(ctx.home.parent),
-            "hub_key": ctx.secrets["token_key"],
-        },
     }
 
 
@@ -161,20 +173,28 @@ class JupyterHubService(Service):
     name = "jupyterhub"
     ports: ClassVar[tuple[str, ...]] = ("http", "hub", "proxy_api")
     main_port = "http"
-    secrets = ("password", "crypt_seed", "api_token", "token_key")
+    secrets: ClassVar[tuple[str, ...]] = ("password", "crypt_seed", "api_token", "token_key")
     default = False  # only when named: `carbon-sdk dev up jupyterhub`
     ready_timeout = 60.0
     stop_timeout = 20.0
 
-    def config_path(self, ctx: ServiceContext) -> Path:
+    def sections_path(self, ctx: ServiceContext) -> Path:
         """The generated ``jupyterhub_config.json`` (mode 0600: it holds secrets)."""
         return ctx.home / "jupyterhub_config.json"
+
+    def config_path(self, ctx: ServiceContext) -> Path:
+        """The file ``jupyterhub -f`` loads (here: the JSON sections themselves)."""
+        return self.sections_path(ctx)
 
     def prepare(self, ctx: ServiceContext) -> None:
         """Install the proxy if needed and write the hub's and the single-user servers'
         configuration (on every start, so it follows the allocated ports)."""
-        _write_json(self.config_path(ctx), hub_config(ctx, ensure_proxy(ctx)))
-        _write_json(ctx.home / "singleuser" / "jupyter_server_config.json", SINGLEUSER_CONFIG)
+        write_json(self.sections_path(ctx), self.hub_config(ctx, ensure_proxy(ctx)))
+        write_json(ctx.home / "singleuser" / "jupyter_server_config.json", SINGLEUSER_CONFIG)
+
+    def hub_config(self, ctx: ServiceContext, proxy: Path) -> dict[str, dict[str, object]]:
+        """The hub's traitlets configuration (subclasses change the authenticator here)."""
+        return hub_config(ctx, proxy)
 
     def command(self, ctx: ServiceContext) -> list[str]:
         """The hub in the foreground; it starts the proxy and stops it (and the servers) on exit."""
@@ -201,7 +221,7 @@ class JupyterHubService(Service):
         }
 
 
-def _write_json(path: Path, values: dict[str, dict[str, object]]) -> None:
+def write_json(path: Path, values: Mapping[str, object]) -> None:
     """Write ``values`` as JSON, mode 0600 (the hub's configuration holds secrets)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -13,6 +13,7 @@ Fixtures:
 
 The stack lives in a temporary ``CARBON_DEV_HOME``, writes no config profile, and is stopped and
 purged at the end of the session; teardown fails if any process it started is still alive.
+``CARBON_TEST_STACK_HOME=<dir>`` makes the session use that stack and leave it running.
 A new service needs no fixture of its own::
 
     def test_produce(stack_env):
@@ -22,14 +23,18 @@ A new service needs no fixture of its own::
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from . import process
 from .s3 import admin_client
 from .supervisor import Stack, dependency_levels
+
+REUSE_ENV = "CARBON_TEST_STACK_HOME"
 
 
 class StackSession:
@@ -89,7 +94,14 @@ def _unique(prefix: str) -> str:
 
 @pytest.fixture(scope="session")
 def carbon_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServices]:
-    """A function that starts services on the session's stack and returns :class:`StackSession`."""
+    """A function that starts services on the session's stack and returns :class:`StackSession`.
+
+    With ``CARBON_TEST_STACK_HOME`` set, the session uses (and leaves running) the stack of that
+    ``CARBON_DEV_HOME`` instead: a developer re-running a slow tier keeps its servers up.
+    """
+    if reused := os.environ.get(REUSE_ENV):
+        yield StackSession(Stack(Path(reused), profile=None)).require
+        return
     session = StackSession(Stack(tmp_path_factory.mktemp("carbon-dev"), profile=None))
     yield session.require
     session.stack.down(purge=True)

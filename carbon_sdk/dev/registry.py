@@ -7,13 +7,15 @@ subclass and add one line below.
 from __future__ import annotations
 
 from .jupyterhub import JupyterHubService
+from .jupyterhub_oidc import OidcJupyterHubService
 from .kafka import KafkaService
+from .keycloak import KeycloakService
 from .mlflow import AuthMlflowService, MlflowService
 from .postgres import PostgresService
 from .ray import RayService
 from .s3 import S3Service
 from .service import Service
-from .trino import SecureTrinoService, TrinoService
+from .trino import OidcTrinoService, SecureTrinoService, TrinoService
 
 SERVICES: dict[str, Service] = {
     service.name: service
@@ -22,7 +24,10 @@ SERVICES: dict[str, Service] = {
         S3Service(),
         TrinoService(),
         SecureTrinoService(),
+        KeycloakService(),
+        OidcTrinoService(),
         JupyterHubService(),
+        OidcJupyterHubService(),
         MlflowService(),
         AuthMlflowService(),
         KafkaService(),

@@ -1,6 +1,6 @@
 """Trino for the local stack: the official Trino server distribution, fetched once with Maven.
 
-Two services share one cached server distribution:
+Three services share one cached server distribution:
 
 ``trino``
     plain HTTP, no authentication; catalogs ``iceberg`` (JDBC catalog in the stack's PostgreSQL
@@ -10,6 +10,9 @@ Two services share one cached server distribution:
     the same catalogs behind HTTPS (a self-signed CA generated for the stack) with
     ``PASSWORD,JWT`` authentication (a password file and an HS256 key file). Not started by a
     bare ``dev up``: it costs another JVM.
+``trino_oidc``
+    the same behind HTTPS with ``JWT`` authentication only, against the JWKS of the stack's
+    Keycloak realm (:mod:`carbon_sdk.dev.keycloak`); for the end-to-end test. Only when named.
 
 The distribution is ``io.trino:trino-server-core:<version>:tar.gz`` plus the plugin zips in
 :data:`PLUGINS`, fetched with the machine's ``mvn`` and unpacked into the cache entry
@@ -213,7 +216,8 @@ class TrinoService(Service):
     """A single-node Trino (coordinator and worker in one JVM) over plain HTTP."""
 
     name = "trino"
-    depends_on = ("postgres", "s3")  # s3: the Iceberg warehouse and the spooling storage
+    # s3: the Iceberg warehouse and the spooling storage
+    depends_on: ClassVar[tuple[str, ...]] = ("postgres", "s3")
     secrets: ClassVar[tuple[str, ...]] = ("spool_key",)
     ports: ClassVar[tuple[str, ...]] = ("http",)
     main_port = "http"
@@ -344,7 +348,7 @@ class SecureTrinoService(TrinoService):
     name = "trino_secure"
     ports = ("http", "https")
     main_port = "https"
-    secrets = ("password", "jwt_key", "shared_secret", "spool_key")
+    secrets: ClassVar[tuple[str, ...]] = ("password", "jwt_key", "shared_secret", "spool_key")
     default = False  # another JVM (~1 GB, ~20 s): only when asked for
 
     def tls_dir(self, ctx: ServiceContext) -> Path:
@@ -405,6 +409,71 @@ class SecureTrinoService(TrinoService):
         }
 
 
+class OidcTrinoService(SecureTrinoService):
+    """The same server behind HTTPS validating JWTs against the stack's Keycloak (``JWT``
+    authentication only): the key file is the realm's JWKS URL, tokens must be issued by the
+    realm for the ``jupyterhub`` client (``aud``), and the user is the token's
+    ``principal_field`` claim, the hub's username claim. So a notebook's query runs as the
+    logged-in user with the user's own access token, and no shared credential exists.
+
+    Args:
+        principal_field: the claim that names the user (the chart's ``username_claim``).
+    """
+
+    name = "trino_oidc"
+    depends_on: ClassVar[tuple[str, ...]] = ("postgres", "s3", "keycloak")
+    secrets: ClassVar[tuple[str, ...]] = ("shared_secret", "spool_key")
+
+    def __init__(self, principal_field: str = "email") -> None:
+        self.principal_field = principal_field
+
+    def extra_config(self, ctx: ServiceContext) -> dict[str, object]:
+        """HTTPS and JWT authentication against the realm's JWKS, issuer and audience."""
+        from .tls import server_certificate, stack_ca
+
+        keycloak = ctx.dependency("keycloak")
+        tls = self.tls_dir(ctx)
+        tls.mkdir(mode=0o700, exist_ok=True)
+        certificate = server_certificate(stack_ca(ctx.shared_dir), tls)
+        return {
+            "http-server.https.enabled": "true",
+            "http-server.https.port": ctx.ports["https"],
+            "http-server.https.keystore.path": certificate.keystore_pem,
+            "http-server.authentication.type": "JWT",
+            "http-server.authentication.jwt.key-file": keycloak["jwks_url"],
+            "http-server.authentication.jwt.required-issuer": keycloak["issuer"],
+            "http-server.authentication.jwt.required-audience": keycloak["client_id"],
+            "http-server.authentication.jwt.principal-field": self.principal_field,
+            "internal-communication.shared-secret": ctx.secrets["shared_secret"],
+        }
+
+    def probe(self, ctx: ServiceContext) -> bool:
+        """``/v1/info`` over HTTPS, then a query as the realm's probe user (password grant)."""
+        from .keycloak import PROBE_USER, password_grant
+
+        context = ssl.create_default_context(cafile=str(_ca_pem(ctx)))
+        url = f"https://{HOST}:{ctx.ports['https']}"
+        if not _info_ready(f"{url}/v1/info", context):
+            return False
+        try:
+            token = password_grant(ctx.dependency("keycloak"), PROBE_USER)
+        except (urllib.error.URLError, OSError, ValueError, KeyError):
+            return False
+        return _query_ready(url, context, {"Authorization": f"Bearer {token}"}, user=None)
+
+    def settings(self, ctx: ServiceContext) -> dict[str, object]:
+        """``host``, ``port`` (HTTPS), ``http_scheme``, ``ca_bundle``, ``catalog`` and
+        ``auth=jupyterhub``: the only credential is the hub user's access token."""
+        return {
+            "host": HOST,
+            "port": ctx.ports["https"],
+            "http_scheme": "https",
+            "ca_bundle": str(_ca_pem(ctx)),
+            "catalog": "iceberg",
+            "auth": "jupyterhub",
+        }
+
+
 def _ca_pem(ctx: ServiceContext) -> Path:
     from .tls import CA
 
@@ -421,10 +490,14 @@ def _info_ready(url: str, context: ssl.SSLContext | None = None) -> bool:
 
 
 def _query_ready(
-    url: str, context: ssl.SSLContext | None = None, headers: dict[str, str] | None = None
+    url: str,
+    context: ssl.SSLContext | None = None,
+    headers: dict[str, str] | None = None,
+    user: str | None = USER,
 ) -> bool:
-    """Whether a query on the worker (``tpch.tiny.region``) runs to FINISHED."""
-    sent = {"X-Trino-User": USER, **(headers or {})}
+    """Whether a query on the worker (``tpch.tiny.region``) runs to FINISHED (as ``user``;
+    None: the authenticated principal)."""
+    sent = {**({"X-Trino-User": user} if user else {}), **(headers or {})}
     request = urllib.request.Request(  # noqa: S310 - the stack's own http(s) URL
         f"{url}/v1/statement", b"SELECT count(*) FROM tpch.tiny.region", sent, method="POST"
     )

@@ -3,7 +3,9 @@ binary) and hand the tests its objects, merged values and the reference schemas.
 
 from __future__ import annotations
 
+import base64
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +86,90 @@ def deep_merge(base: Any, over: Any) -> Any:
                 out[key] = deep_merge(base.get(key), value)
         return out
     return over
+
+
+# -- a user pod, laid out on this machine (the contract test and tests/e2e) --------------------
+
+
+def stack_values(stack: Any, sdk: dict[str, Any], services: Mapping[str, str], base: Obj) -> Obj:
+    """Overrides that point the chart's service blocks at the local stack (secrets inline, dev
+    style). ``services`` maps a chart service (``trino``) to the stack service serving it
+    (``trino`` or ``trino_oidc``); ``base`` are the values overridden (keys the chart would
+    render but the stack does not set are removed: null deletes in Helm)."""
+    defaults = merged_values(base)["services"]
+    blocks: Obj = {}
+    inline: Obj = {}
+    for name, served_by in services.items():
+        fields = {f["name"] for f in sdk["services"][name]["fields"]}
+        secret = {f["name"] for f in sdk["services"][name]["fields"] if f["secret"]}
+        settings = {k: v for k, v in stack.settings(served_by).items() if k in fields}
+        config: Obj = {k: v for k, v in settings.items() if k not in secret}
+        config |= {k: None for k in defaults[name].get("config", {}) if k not in config}
+        blocks[name] = {"enabled": True, "config": config}
+        if values := {k: str(v) for k, v in settings.items() if k in secret}:
+            inline[name] = values
+    return {"services": blocks, "secrets": {"existingSecret": "", "inline": inline}}
+
+
+def overlay(base: Any, over: Any) -> Any:
+    """Merge maps, keeping ``None`` so that Helm deletes the key from the chart's defaults."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: overlay(base.get(k), v) for k, v in over.items()}}
+    return over
+
+
+def kubelet_layout(root: Path, objects: list[Obj], singleuser: Obj) -> list[str]:
+    """Write the user pod's mounts (``singleuser.storage.extraVolumes``/``extraVolumeMounts``,
+    files with the rendered modes) under ``root``, as the kubelet would; return the mount
+    paths."""
+    volumes = {v["name"]: v for v in singleuser["storage"]["extraVolumes"]}
+    mount_paths = []
+    for mount in singleuser["storage"]["extraVolumeMounts"]:
+        volume = volumes[mount["name"]]
+        if "configMap" in volume:
+            source = volume["configMap"]
+            data = one(objects, "ConfigMap", source["name"])["data"]
+            files = {k: v.encode() for k, v in data.items()}
+        else:
+            source = volume["secret"]
+            files = secret_data(objects, source["secretName"])
+        mode = source.get("defaultMode", 0o644)
+        target = root / mount["mountPath"].lstrip("/")
+        if sub := mount.get("subPath"):
+            files = {"": files[sub]}
+        for key, content in files.items():
+            path = target / key if key else target
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+            path.chmod(mode)
+        mount_paths.append(mount["mountPath"])
+    return mount_paths
+
+
+def secret_data(objects: list[Obj], name: str) -> dict[str, bytes]:
+    """The decoded data of the rendered Secret ``name``."""
+    data = one(objects, "Secret", name).get("data") or {}
+    return {k: base64.b64decode(v) for k, v in data.items()}
+
+
+def pod_env(root: Path, extra_env: Obj | None, mount_paths: list[str]) -> dict[str, str]:
+    """``extraEnv`` as the container sees it, paths under a mount re-rooted under ``root``
+    (``valueFrom`` entries are not laid out)."""
+    env = {}
+    for name, entry in (extra_env or {}).items():
+        assert not isinstance(entry, dict), f"{name}: valueFrom is not laid out here"
+        value = str(entry)
+        if any(value == m or value.startswith(m.rstrip("/") + "/") for m in mount_paths):
+            value = str(root / value.lstrip("/"))
+        env[name] = value
+    return env
+
+
+def secret_env(objects: list[Obj], extra_env: Obj | None) -> dict[str, str]:
+    """The ``valueFrom.secretKeyRef`` entries of ``extraEnv``, resolved from the rendered
+    Secrets (e.g. the hub's ``OAUTH_CLIENT_SECRET``)."""
+    env = {}
+    for name, entry in (extra_env or {}).items():
+        if isinstance(entry, dict) and (ref := entry.get("valueFrom", {}).get("secretKeyRef")):
+            env[name] = secret_data(objects, ref["name"])[ref["key"]].decode()
+    return env

@@ -9,7 +9,6 @@ paths re-rooted under a temp dir), the pod's environment is the rendered ``singl
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 import sys
@@ -19,74 +18,23 @@ from typing import Any
 import pytest
 import values_schema
 import yaml
-from chartlib import CHART, Obj, load_values, merged_values, one, render
+from chartlib import (
+    CHART,
+    Obj,
+    kubelet_layout,
+    load_values,
+    merged_values,
+    overlay,
+    pod_env,
+    render,
+    stack_values,
+)
 
 SERVICES = ("postgres", "s3", "trino")
 
 
-def _stack_values(stack: Any, sdk: dict[str, Any]) -> Obj:
-    """Overrides that point every service block at the stack (secrets inline, dev style)."""
-    defaults = merged_values(load_values(CHART / "examples" / "minimal.yaml"))["services"]
-    services: Obj = {}
-    inline: Obj = {}
-    for name in SERVICES:
-        secret = {f["name"] for f in sdk["services"][name]["fields"] if f["secret"]}
-        settings = {k: v for k, v in stack.settings(name).items() if k in _fields(sdk, name)}
-        config: Obj = {k: v for k, v in settings.items() if k not in secret}
-        # keys the chart's defaults set but the stack does not: removed (null deletes in Helm)
-        config |= {k: None for k in defaults[name].get("config", {}) if k not in config}
-        services[name] = {"enabled": True, "config": config}
-        if values := {k: str(v) for k, v in settings.items() if k in secret}:
-            inline[name] = values
-    return {"services": services, "secrets": {"existingSecret": "", "inline": inline}}
-
-
-def _overlay(base: Any, over: Any) -> Any:
-    """Merge maps, keeping ``None`` so that Helm deletes the key from the chart's defaults."""
-    if isinstance(base, dict) and isinstance(over, dict):
-        return {**base, **{k: _overlay(base.get(k), v) for k, v in over.items()}}
-    return over
-
-
-def _fields(sdk: dict[str, Any], name: str) -> set[str]:
-    return {f["name"] for f in sdk["services"][name]["fields"]}
-
-
-def _kubelet_layout(root: Path, objects: list[Obj], singleuser: Obj) -> list[str]:
-    """Write the pod's mounts under ``root``; return the mount paths."""
-    volumes = {v["name"]: v for v in singleuser["storage"]["extraVolumes"]}
-    mount_paths = []
-    for mount in singleuser["storage"]["extraVolumeMounts"]:
-        volume = volumes[mount["name"]]
-        if "configMap" in volume:
-            source = volume["configMap"]
-            data = one(objects, "ConfigMap", source["name"])["data"]
-            files = {k: v.encode() for k, v in data.items()}
-        else:
-            source = volume["secret"]
-            data = one(objects, "Secret", source["secretName"]).get("data") or {}
-            files = {k: base64.b64decode(v) for k, v in data.items()}
-        mode = source.get("defaultMode", 0o644)
-        target = root / mount["mountPath"].lstrip("/")
-        if sub := mount.get("subPath"):
-            files = {"": files[sub]}
-        for key, content in files.items():
-            path = target / key if key else target
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(content)
-            path.chmod(mode)
-        mount_paths.append(mount["mountPath"])
-    return mount_paths
-
-
 def _pod_env(root: Path, singleuser: Obj, mount_paths: list[str]) -> dict[str, str]:
-    env = {}
-    for name, entry in (singleuser.get("extraEnv") or {}).items():
-        assert not isinstance(entry, dict), f"{name}: valueFrom is not laid out by this test"
-        value = str(entry)
-        if any(value == m or value.startswith(m.rstrip("/") + "/") for m in mount_paths):
-            value = str(root / value.lstrip("/"))
-        env[name] = value
+    env = pod_env(root, singleuser.get("extraEnv"), mount_paths)
     home = root / "home" / "jovyan"
     home.mkdir(parents=True)
     env["HOME"] = str(home)
@@ -100,11 +48,13 @@ def test_rendered_config_and_secrets_make_doctor_green(
 ) -> None:
     stack = carbon_services(*SERVICES)
     sdk = values_schema.sdk_schema()
-    values = _overlay(load_values(CHART / "examples" / "minimal.yaml"), _stack_values(stack, sdk))
+    minimal = load_values(CHART / "examples" / "minimal.yaml")
+    served = {name: name for name in SERVICES}
+    values = overlay(minimal, stack_values(stack, sdk, served, minimal))
     objects = render(values)
     singleuser = merged_values(values)["jupyterhub"]["singleuser"]
     root = tmp_path / "pod"
-    mount_paths = _kubelet_layout(root, objects, singleuser)
+    mount_paths = kubelet_layout(root, objects, singleuser)
     env = _pod_env(root, singleuser, mount_paths)
     secret_dir = root / "etc" / "carbon" / "secrets"
     assert {p.name for p in secret_dir.iterdir()} >= {"postgres__password", "s3__secret_access_key"}
