@@ -80,7 +80,8 @@ def test_checks_run_concurrently(monkeypatch: pytest.MonkeyPatch, isolation: str
 def test_hanging_check_is_cut_off_at_the_deadline(
     monkeypatch: pytest.MonkeyPatch, isolation: str
 ) -> None:
-    monkeypatch.setattr(postgres, "check", lambda _s: time.sleep(30))
+    # returns a str when it wakes, as checks do (its abandoned thread still finishes)
+    monkeypatch.setattr(postgres, "check", lambda _s: time.sleep(30) or "woke up")
     configure(postgres={"host": "127.0.0.1", "user": "u"})
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     started = time.monotonic()
