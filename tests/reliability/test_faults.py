@@ -27,6 +27,10 @@ REQUEST_TIMEOUT = 3.0  # what a client that ignores connect_timeout waits per at
 STOPPED_BOUND = 1.0  # the "clear error within 1 s"
 # connect_timeout plus slack for a loaded 2-core machine (as tests/unit/test_timeouts.py)
 ANSWER_BOUND = CONNECT_TIMEOUT + 2.0
+# A broken answer may be retried once the client's retry policy says so, after a jittered
+# backoff (botocore's standard mode: up to 1 s, then 2 s) begun before the deadline passed.
+GARBAGE_BOUND = ANSWER_BOUND + 1.0
+BOUNDS = {"stopped": STOPPED_BOUND, "hang": ANSWER_BOUND, "garbage": GARBAGE_BOUND}
 
 CALLS: dict[str, Callable[[], Any]] = {
     "postgres": lambda: postgres.query("select 1"),
@@ -44,8 +48,9 @@ COVERED = {  # tested (and recorded) elsewhere: not repeated
     ("s3", "hang"),
     ("trino", "hang"),
 }
-# Cells that miss their bound today, measured and reported (docs/reliability.md); strict, so
-# the test fails once one is fixed and the entry must go.
+# Cells that miss their bound today, measured and reported (docs/reliability.md). Not strict:
+# some sit close to their bound on a loaded machine; test_report checks the table's bold cells
+# are exactly these.
 KNOWN_GAPS = {
     ("mlflow", "hang"): "MLflow has one timeout per request (request_timeout), none for the "
     "first byte, and retries it",
@@ -58,7 +63,7 @@ MATRIX = [
     pytest.param(
         service,
         fault,
-        marks=[pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[(service, fault)])]
+        marks=[pytest.mark.xfail(strict=False, reason=KNOWN_GAPS[(service, fault)])]
         if (service, fault) in KNOWN_GAPS
         else [],
         id=f"{service}-{fault}",
@@ -104,7 +109,7 @@ def test_fault(service: str, fault: str, port: int, fault_log: FaultLog) -> None
     with pytest.raises(ServiceError) as info:  # never a raw client exception, never a hang
         CALLS[service]()
     elapsed = time.monotonic() - started
-    bound = STOPPED_BOUND if fault == "stopped" else ANSWER_BOUND
+    bound = BOUNDS[fault]
     fault_log(service, fault, info.value, elapsed, bound)
     assert info.value.service == service
     assert str(info.value).startswith(f"{service} at "), str(info.value)  # names the service
