@@ -142,8 +142,9 @@ def markdown(services: list[str] | None = None) -> str:
             "",
             f"Client libraries: `pip install 'carbon-sdk[{service['extra']}]'`.",
             "",
-            "| setting | type | default | env var (aliases) | secret file | description |",
-            "|---|---|---|---|---|---|",
+            "| setting | type | default | env var (aliases) | config-file key | secret file "
+            "| description |",
+            "|---|---|---|---|---|---|---|",
         ]
         for spec in service["fields"]:
             env = f"`{spec['env_var']}`" + "".join(f", `{a}`" for a in spec["aliases"])
@@ -152,6 +153,7 @@ def markdown(services: list[str] | None = None) -> str:
             default = "" if spec["default"] in (None, [], {}) else f"`{spec['default']}`"
             lines.append(
                 f"| `{spec['name']}`{marks} | {_cell(spec['type'])} | {_cell(default)} | {env} "
-                f"| `{spec['secret_file']}` | {_cell(spec['description'])} |"
+                f"| `{spec['config_key']}` | `{spec['secret_file']}` "
+                f"| {_cell(spec['description'])} |"
             )
     return "\n".join(lines) + "\n"
