@@ -448,8 +448,10 @@ def init(
     Configured (``ray.host``): first the cluster's versions are read from its dashboard and
     compared with this environment's (:class:`VersionMismatch` otherwise; ``check_version=False``
     skips that), the Ray Client port is tried within ``ray.connect_timeout``, then
-    ``ray.init("ray://host:port", ...)``. Not configured: ``ray.init(address="local")``, a new
-    cluster on 127.0.0.1 (never one found on the machine), usage stats off.
+    ``ray.init("ray://host:port", ...)``, once more if the head's server process for the
+    session died while starting (nothing was created then). Not configured:
+    ``ray.init(address="local")``, a new cluster on 127.0.0.1 (never one found on the machine),
+    usage stats off.
 
     ``kw`` goes to ``ray.init`` (``num_cpus``, ``ignore_reinit_error``, ``address``...); a
     ``runtime_env`` is extended by :func:`runtime_env`. ``settings`` are Ray settings on top of
@@ -469,7 +471,19 @@ def init(
         kw.setdefault("_metadata", [("authorization", config.headers()["Authorization"])])
     client_created(config, "Ray Client connection")
     with _errors(config, RuntimeError):
-        return ray_mod.init(config.client_address, **kw)
+        try:
+            return ray_mod.init(config.client_address, **kw)
+        except ConnectionAbortedError as exc:
+            if SESSION_SERVER_FAILED not in str(exc):
+                raise
+            # The head's server process for this session died while starting (seen: a crash
+            # inside grpcio on a loaded head); nothing was created, so connecting again is safe.
+            _log.warning("ray: the head's session server failed to start; connecting again")
+            ray_mod.shutdown()
+            return ray_mod.init(config.client_address, **kw)
+
+
+SESSION_SERVER_FAILED = "Starting Ray client server failed"
 
 
 def _init_local(config: RaySettings, ray_mod: Any, kw: dict[str, Any]) -> Any:
