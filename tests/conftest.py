@@ -8,6 +8,12 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+# Ray Client tests leave gRPC threads in this process; gRPC's fork handlers then crash the
+# child of a later fork() that is about to exec (initdb died with SIGBUS/SIGSEGV, after
+# "Other threads are currently calling into gRPC, skipping fork() handlers"). Set before
+# grpc is imported.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 import pytest
 from reliability.report import FaultLog, Results, fault_logger, write_doc
 
