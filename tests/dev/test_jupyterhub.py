@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+from proclib import listening, tree
 
 from carbon_sdk import AuthFailed, ConfigurationError, trino
 from carbon_sdk._auth import hub_access_token
@@ -195,15 +196,6 @@ def test_trino_auth_jupyterhub_runs_as_the_hub_user(
 # -- the service itself, on a stack of its own -----------------------------------------------
 
 
-def _listening(pids: list[int]) -> set[tuple[str, int]]:
-    return {
-        (c.laddr.ip, c.laddr.port)
-        for pid in pids
-        for c in psutil.Process(pid).net_connections(kind="inet")
-        if c.status == psutil.CONN_LISTEN
-    }
-
-
 def _alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -219,11 +211,11 @@ def test_hub_binds_loopback_only_and_stops_cleanly(tmp_path: Path) -> None:
         bob = log_in_and_spawn(hub, "bob")
         (record,) = stack.records()
         assert record.pid is not None
-        pids = [record.pid, *(p.pid for p in psutil.Process(record.pid).children(recursive=True))]
+        pids = tree(record.pid)
         assert bob.pid in pids and len(pids) >= 3  # hub, proxy, bob's server
-        listening = _listening(pids)
-        assert {ip for ip, _ in listening} == {"127.0.0.1"}, listening
-        assert set(record.ports.values()) <= {port for _, port in listening}
+        sockets = listening(pids)
+        assert {ip for ip, _ in sockets} == {"127.0.0.1"}, sockets
+        assert set(record.ports.values()) <= {port for _, port in sockets}
         print(f"jupyterhub ready in {started.seconds:.1f} s")
     finally:
         stopped_at = time.monotonic()

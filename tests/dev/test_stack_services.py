@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import psutil
 import psycopg
 import pytest
+from proclib import listening, tree
 from typer.testing import CliRunner
 
 from carbon_sdk.dev import Stack, State
@@ -53,18 +53,12 @@ def test_s3_has_the_platform_buckets_and_round_trips(carbon_services: StartServi
 def test_servers_listen_on_loopback_only(carbon_services: StartServices) -> None:
     for record in carbon_services("postgres", "s3").stack.records():
         assert record.pid is not None
-        server = psutil.Process(record.pid)  # with its children (the hub's proxy and servers)
-        listening = [
-            c.laddr
-            for p in (server, *server.children(recursive=True))
-            for c in p.net_connections(kind="inet")
-            if c.status == psutil.CONN_LISTEN
-        ]
-        assert listening, record.name
+        sockets = listening(tree(record.pid))  # the server with its children
+        assert sockets, record.name
         # a JVM (Trino, when an earlier test started it) reports IPv4-mapped loopback
-        ips = {addr.ip.removeprefix("::ffff:") for addr in listening}
-        assert ips == {"127.0.0.1"}, (record.name, listening)
-        assert record.ports[str(record.main_port)] in {addr.port for addr in listening}
+        ips = {ip.removeprefix("::ffff:") for ip, _ in sockets}
+        assert ips == {"127.0.0.1"}, (record.name, sockets)
+        assert record.ports[str(record.main_port)] in {port for _, port in sockets}
 
 
 def test_fresh_database_is_usable(carbon_services: StartServices, fresh_database: str) -> None:
