@@ -441,7 +441,11 @@ def _reachable(settings: RaySettings) -> None:
 
 
 def init(
-    *, settings: Mapping[str, Any] | None = None, check_version: bool = True, **kw: Any
+    *,
+    settings: Mapping[str, Any] | None = None,
+    check_version: bool = True,
+    send_settings: bool = True,
+    **kw: Any,
 ) -> Any:
     """Connect this process to the platform's Ray cluster, or start a local one.
 
@@ -454,12 +458,15 @@ def init(
     usage stats off.
 
     ``kw`` goes to ``ray.init`` (``num_cpus``, ``ignore_reinit_error``, ``address``...); a
-    ``runtime_env`` is extended by :func:`runtime_env`. ``settings`` are Ray settings on top of
-    the configured ones. Returns what ``ray.init`` returns.
+    ``runtime_env`` is extended by :func:`runtime_env` unless ``send_settings=False`` (tasks
+    then see only what the cluster's own environment gives them; a job with a ``runtime_env``
+    costs the cluster dedicated worker processes). ``settings`` are Ray settings on top of the
+    configured ones. Returns what ``ray.init`` returns.
     """
     config = RaySettings.load(**dict(settings or {}))
     ray_mod = import_client("ray", SERVICE)
-    kw["runtime_env"] = runtime_env(kw.get("runtime_env"))
+    if send_settings:
+        kw["runtime_env"] = runtime_env(kw.get("runtime_env"))
     if not config.configured or "address" in kw:
         return _init_local(config, ray_mod, kw)
     if check_version:

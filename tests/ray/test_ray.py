@@ -81,6 +81,20 @@ def test_a_task_on_the_cluster_uses_carbon_sdk_settings(connected: object) -> No
     assert str(seen["origin"]).startswith("secret ")
 
 
+def test_send_settings_false_leaves_the_tasks_environment_alone(ray_env: dict[str, str]) -> None:
+    @ray_lib.remote
+    def seen_on_worker() -> tuple[str | None, str | None]:
+        import os
+
+        return os.environ.get("CARBON_TRINO__HOST"), os.environ.get("MINE")
+
+    ray.init(send_settings=False, runtime_env={"env_vars": {"MINE": "1"}})
+    try:
+        assert ray_lib.get(seen_on_worker.remote()) == (None, "1")
+    finally:
+        ray_lib.shutdown()
+
+
 def test_the_runtime_env_holds_no_secret_value(ray_env: dict[str, str]) -> None:
     env = ray.runtime_env({"env_vars": {"MINE": "1"}})
     assert env["env_vars"]["MINE"] == "1"
