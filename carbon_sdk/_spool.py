@@ -11,6 +11,7 @@ row mapper; this reader instead
   own zstd decompressor
   (one decompressor shared between threads corrupts data),
 * decodes with orjson, and runs the caller's ``convert`` (rows to Arrow) on the same thread,
+  with Python's cyclic garbage collector paused meanwhile (see :data:`gc_paused`),
 * keeps at most ``workers + ahead`` segments in flight, in order, so memory stays bounded,
 * acknowledges each spooled segment once decoded (unacknowledged ones stay in the storage
   until the server's TTL),
@@ -21,6 +22,7 @@ Imported only once the trino client (and so requests, zstandard, lz4, orjson) is
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +35,40 @@ import requests
 
 T = TypeVar("T")
 ENCODINGS = ("json+zstd", "json+lz4", "json")
+
+
+class _GcPause:
+    """Pause the cyclic garbage collector while any thread is inside.
+
+    Decoding a segment allocates one list per row; every 700 new containers start a collection
+    that walks the young rows, and the rows surviving into the older generations make full
+    collections ever longer: measured on 100,000 ``tpch.orders`` rows, decoding plus Arrow
+    conversion took 0.29 s with the collector paused against 1.24 s with it running. The rows
+    hold no reference cycles (lists, strings, numbers), so reference counting frees them all;
+    the collector's state is restored when the last thread leaves, unless someone else turned
+    it off first.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._was_enabled = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._holders == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._holders += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._holders -= 1
+            if self._holders == 0 and self._was_enabled:
+                gc.enable()
+
+
+gc_paused = _GcPause()
 
 
 class SegmentUnavailable(Exception):
@@ -74,8 +110,9 @@ class SegmentReader:
         sent = {key: values[0] for key, values in headers.items() if values}
         return self._session().get(uri, headers=sent)
 
-    def rows(self, index: int, decodable: Any) -> list[list[Any]]:
-        """The rows of one segment (a ``trino.client.DecodableSegment``), acknowledged."""
+    def decode(self, index: int, decodable: Any, convert: Callable[[list[list[Any]]], T]) -> T:
+        """``convert`` of the rows of one segment (a ``trino.client.DecodableSegment``); the
+        segment is acknowledged once converted."""
         segment = decodable.segment
         uri = getattr(segment, "uri", None)
         if uri is None:  # inline: the data came with the response
@@ -88,10 +125,11 @@ class SegmentReader:
             if response.status_code != 200:
                 raise SegmentUnavailable(index, response.status_code, response.reason or "")
             data = response.content
-        rows: list[list[Any]] = orjson.loads(self._decompress(decodable.encoding, data, segment))
+        with gc_paused:
+            converted = convert(orjson.loads(self._decompress(decodable.encoding, data, segment)))
         if uri is not None:
             self._acknowledge(segment)
-        return rows
+        return converted
 
     def _decompress(self, encoding: str, data: bytes, segment: Any) -> bytes:
         size = (segment.metadata or {}).get("uncompressedSize")

@@ -822,7 +822,7 @@ class _Result:
         columns = self.columns()
 
         def convert_segment(index: int, segment: Any) -> pa.Table:
-            return to_arrow(reader.rows(index, segment), columns)
+            return reader.decode(index, segment, lambda rows: to_arrow(rows, columns))
 
         try:
             with _errors(settings, self.cursor):
