@@ -90,6 +90,27 @@ def test_stack_ca_is_trusted_and_another_ca_is_not(
     tls_log(section, service, info.value)
 
 
+# connectors whose servers have no TLS listener in the stack: their HTTP clients meet a real TLS
+# server (the S3 gateway's HTTPS port) that the configured CA did not sign
+ELSEWHERE: dict[str, Callable[[str], dict[str, object]]] = {
+    "datahub": lambda url: {"gms_url": url},
+    "ray": lambda url: {"host": "127.0.0.1", "dashboard_url": url},
+}
+
+
+@pytest.mark.parametrize("section", ELSEWHERE)
+def test_other_https_clients_name_their_ca_bundle_too(
+    section: str, carbon_services: StartServices, foreign_ca: Path
+) -> None:
+    https = str(_s3(carbon_services("s3"))["endpoint_url"])
+    connector = CONNECTORS[section].load()
+    with pytest.raises(TLSError) as info:
+        connector.check(connector.Settings.load(**ELSEWHERE[section](https), ca_bundle=foreign_ca))
+    message = str(info.value)
+    assert "not trusted" in message, message
+    assert env_var(section, "ca_bundle") in message, message
+
+
 def test_postgres_clients_without_a_ca_bundle_still_connect(
     carbon_services: StartServices,
 ) -> None:
