@@ -91,15 +91,16 @@ _UNTRUSTED = (
     "self-signed certificate",
     "self signed certificate",
 )
-_NAME_MISMATCH = ("hostname mismatch", "does not match host name", "doesn't match")
+# failed verifications that another CA bundle would not fix
+_NOT_TRUST = ("hostname mismatch", "does not match host name", "doesn't match", "expired")
 
 
 def untrusted_certificate(settings: ServiceSettings, text: str) -> str | None:
     """When ``text`` (a client's TLS error) says the server's certificate chain could not be
     verified: the fix, naming the CA bundle setting, its environment variable and the value in
-    use; else None (a host name mismatch is not a trust problem)."""
+    use; else None (a host name mismatch or an expired certificate is not a trust problem)."""
     lowered = text.lower()
-    if not any(f in lowered for f in _UNTRUSTED) or any(f in lowered for f in _NAME_MISMATCH):
+    if not any(f in lowered for f in _UNTRUSTED) or any(f in lowered for f in _NOT_TRUST):
         return None
     service = settings.service
     trusted = (

@@ -103,6 +103,8 @@ def test_an_untrusted_certificate_names_the_ca_bundle_setting(entry: Connector) 
     assert env_var(entry.name, "ca_bundle") in fix
     mismatch = "certificate verify failed: Hostname mismatch, certificate is not valid for 'x'"
     assert untrusted_certificate(settings, mismatch) is None
+    expired = "certificate verify failed: certificate has expired"
+    assert untrusted_certificate(settings, expired) is None
     assert untrusted_certificate(settings, "connection refused") is None
 
 
