@@ -13,8 +13,13 @@ from __future__ import annotations
 import functools
 import importlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from carbon_sdk.errors import CarbonError
+from carbon_sdk.errors import CarbonError, TLSError
+from carbon_sdk.settings.locations import env_var
+
+if TYPE_CHECKING:
+    from carbon_sdk.settings import ServiceSettings
 
 
 @dataclass(frozen=True)
@@ -78,3 +83,39 @@ def headline(text: str, limit: int = 500) -> str:
     if first.endswith(":") and len(lines) > 1:
         first = f"{first} {lines[-1]}"
     return first[:limit]
+
+
+_UNTRUSTED = (
+    "certificate verify failed",
+    "unable to get local issuer certificate",
+    "self-signed certificate",
+    "self signed certificate",
+)
+# failed verifications that another CA bundle would not fix
+_NOT_TRUST = ("hostname mismatch", "does not match host name", "doesn't match", "expired")
+
+
+def untrusted_certificate(settings: ServiceSettings, text: str) -> str | None:
+    """When ``text`` (a client's TLS error) says the server's certificate chain could not be
+    verified: the fix, naming the CA bundle setting, its environment variable and the value in
+    use; else None (a host name mismatch or an expired certificate is not a trust problem)."""
+    lowered = text.lower()
+    if not any(f in lowered for f in _UNTRUSTED) or any(f in lowered for f in _NOT_TRUST):
+        return None
+    service = settings.service
+    trusted = (
+        settings.describe("ca_bundle") if settings.ca_bundle else "the system's CA certificates"
+    )
+    return (
+        f"the server's certificate is not trusted by {trusted}: set {service}.ca_bundle"
+        f" (env {env_var(service, 'ca_bundle')}) to the PEM file of the CA that signed it"
+    )
+
+
+def fix_for(rule: Rule, settings: ServiceSettings, text: str) -> str:
+    """The fix to suggest for a client error (``text``) that matched ``rule``: for a
+    :class:`~carbon_sdk.errors.TLSError` whose text says the certificate is not trusted, the CA
+    bundle setting (:func:`untrusted_certificate`); else the rule's own fix."""
+    if issubclass(rule.error, TLSError):
+        return untrusted_certificate(settings, text) or rule.fix
+    return rule.fix

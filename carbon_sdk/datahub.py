@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from carbon_sdk._classify import ErrorTable, Rule
+from carbon_sdk._classify import ErrorTable, Rule, fix_for
 from carbon_sdk._hooks import Statement
 from carbon_sdk._lazy import import_client
 from carbon_sdk._log import client_created, logger
@@ -224,7 +224,7 @@ def classify(exc: BaseException, settings: DatahubSettings) -> ServiceError:
     if rule is None:
         return ServiceError(SERVICE, settings.endpoint, first)
     error = cast("type[ServiceError]", rule.error)
-    return error(SERVICE, settings.endpoint, f"{first} ({rule.fix})")
+    return error(SERVICE, settings.endpoint, f"{first} ({fix_for(rule, settings, text)})")
 
 
 @contextmanager

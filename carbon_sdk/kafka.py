@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from pydantic import Field, SecretStr, field_validator
 
-from carbon_sdk._classify import ErrorTable, Rule
+from carbon_sdk._classify import ErrorTable, Rule, fix_for
 from carbon_sdk._lazy import import_client
 from carbon_sdk._log import client_created, logger
 from carbon_sdk._progress import counted, progress_bar
@@ -329,7 +329,7 @@ def classify(
     if rule is None:
         return ServiceError(SERVICE, settings.endpoint, detail)
     error_cls = cast("type[ServiceError]", rule.error)
-    return error_cls(SERVICE, settings.endpoint, f"{detail}; {rule.fix}")
+    return error_cls(SERVICE, settings.endpoint, f"{detail}; {fix_for(rule, settings, text)}")
 
 
 def _code(error: KafkaError) -> str:

@@ -32,7 +32,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from carbon_sdk import __version__
 from carbon_sdk._auth import basic_header, hub_access_token
-from carbon_sdk._classify import ErrorTable, Rule, headline
+from carbon_sdk._classify import ErrorTable, Rule, fix_for, headline
 from carbon_sdk._lazy import import_client
 from carbon_sdk._log import client_created
 from carbon_sdk._redact import redact, remember
@@ -215,7 +215,8 @@ def classify(exc: BaseException, settings: MlflowSettings) -> CarbonError:
         where = f"{code}: " if code and not short.startswith(code) else ""
         return ServiceError(SERVICE, settings.endpoint, f"{where}{short}")
     error = cast("type[ServiceError]", rule.error)
-    return error(SERVICE, settings.endpoint, f"{short} ({rule.fix})" if rule.fix else short)
+    fix = fix_for(rule, settings, text)
+    return error(SERVICE, settings.endpoint, f"{short} ({fix})" if fix else short)
 
 
 @contextmanager

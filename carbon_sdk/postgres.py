@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from pydantic import Field, SecretStr, field_validator
 
-from carbon_sdk._classify import ErrorTable, Rule, headline
+from carbon_sdk._classify import ErrorTable, Rule, fix_for, headline
 from carbon_sdk._lazy import import_client
 from carbon_sdk._log import client_created
 from carbon_sdk._params import Params, bind
@@ -215,7 +215,8 @@ def classify(
     if elapsed is not None and "timeout expired" in first:
         first = f"{Waited(settings.libpq_connect_timeout, elapsed)}: {first}"
     error = cast("type[ServiceError]", rule.error)
-    return error(SERVICE, settings.endpoint, f"{first} ({rule.fix})" if rule.fix else first)
+    fix = fix_for(rule, settings, first)
+    return error(SERVICE, settings.endpoint, f"{first} ({fix})" if fix else first)
 
 
 @contextmanager

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TextIO, cast
 
 from pydantic import Field, SecretStr, field_validator
 
-from carbon_sdk._classify import ErrorTable, Rule, headline
+from carbon_sdk._classify import ErrorTable, Rule, fix_for, headline
 from carbon_sdk._lazy import import_client
 from carbon_sdk._log import client_created, logger
 from carbon_sdk._redact import redact, remember
@@ -235,7 +235,7 @@ def classify(exc: BaseException, settings: RaySettings) -> ServiceError:
     if rule is None:
         return ServiceError(SERVICE, settings.endpoint, f"{type(exc).__name__}: {first}")
     error = cast("type[ServiceError]", rule.error)
-    return error(SERVICE, settings.endpoint, f"{first} ({rule.fix})")
+    return error(SERVICE, settings.endpoint, f"{first} ({fix_for(rule, settings, text)})")
 
 
 @contextmanager

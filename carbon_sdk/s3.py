@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from carbon_sdk._classify import ErrorTable, Rule
+from carbon_sdk._classify import ErrorTable, Rule, untrusted_certificate
 from carbon_sdk._lazy import import_client
 from carbon_sdk._log import client_created
 from carbon_sdk._progress import Update, progress_bar
@@ -219,7 +219,8 @@ def _classify(
     if rule is None:
         return ServiceError, message
     if rule.error is TLSError:
-        return TLSError, f"{exc}; {_fix(settings, 'ca_bundle', 'verify')}"
+        fix = untrusted_certificate(settings, str(exc)) or _fix(settings, "ca_bundle", "verify")
+        return TLSError, f"{exc}; {fix}"
     if rule.error is Unreachable:
         return Unreachable, _unreachable(exc, settings)
     if rule.error is AuthFailed:

@@ -42,7 +42,7 @@ from pydantic import Field, SecretStr
 
 from carbon_sdk import __version__
 from carbon_sdk._auth import BearerAuth, CachedToken, basic_header, hub_access_token
-from carbon_sdk._classify import ErrorTable, Rule
+from carbon_sdk._classify import ErrorTable, Rule, fix_for
 from carbon_sdk._hooks import Statement, after_statement
 from carbon_sdk._lazy import import_client
 from carbon_sdk._log import client_created
@@ -234,7 +234,7 @@ def classify(
         first = "401 " + (
             re.sub(r"^error 401: ?(b['\"])?", "", first).rstrip("'\"") or "Unauthorized"
         )
-    return error(SERVICE, endpoint, f"{running}{first} ({rule.fix})")
+    return error(SERVICE, endpoint, f"{running}{first} ({fix_for(rule, settings, text)})")
 
 
 def _http_status(exc: BaseException, text: str) -> str | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import pytest
-from reliability.report import FaultLog, Results, fault_logger, write_doc
+from reliability.report import FaultLog, Results, TlsLog, fault_logger, tls_logger, write_doc
 
 from carbon_sdk.settings.carbon import reload
 
@@ -61,6 +61,12 @@ def report(pytestconfig: pytest.Config) -> dict[str, str]:
 def fault_log(pytestconfig: pytest.Config) -> FaultLog:
     """Records a cell of the fault table in docs/reliability.md (see tests/reliability)."""
     return fault_logger(pytestconfig)
+
+
+@pytest.fixture
+def tls_log(pytestconfig: pytest.Config) -> TlsLog:
+    """Records a row of the TLS table in docs/reliability.md (tests/reliability/test_tls.py)."""
+    return tls_logger(pytestconfig)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -2,7 +2,9 @@
 on the stack's PostgreSQL (backend store) and S3 (artifacts, proxied by the server).
 
 ``mlflow`` runs without authentication; ``mlflow_auth`` is the same server with MLflow's own
-``basic-auth`` app (an admin user with a generated password), for authentication tests. Each has
+``basic-auth`` app (an admin user with a generated password), for authentication tests, served
+over HTTPS (uvicorn's TLS, a certificate of the stack's CA: :mod:`carbon_sdk.dev.tls`) as a
+deployment sends passwords only over TLS. Each has
 its own backend database (``mlflow``, ``mlflow_auth``) and artifact prefix, so they never share
 experiment ids. Credentials reach the server through its environment, never its command line.
 The job-execution subsystem (not used by the SDK) is off: it more than doubles the memory.
@@ -10,7 +12,9 @@ The job-execution subsystem (not used by the SDK) is off: it more than doubles t
 
 from __future__ import annotations
 
+import shlex
 import shutil
+import ssl
 import sys
 from pathlib import Path
 from typing import ClassVar
@@ -52,6 +56,7 @@ class MlflowService(Service):
     depends_on = ("postgres", "s3")
     ports: ClassVar[tuple[str, ...]] = ("http",)
     main_port = "http"
+    scheme = "http"
     ready_timeout = 120.0  # about 7 s on an idle machine (migrations on a fresh database: more)
     database = DATABASE
     artifacts = f"s3://{BUCKET}/"
@@ -72,7 +77,7 @@ class MlflowService(Service):
             "--host",
             HOST,
             "--port",
-            str(ctx.ports["http"]),
+            str(ctx.ports[self.main_port]),
             "--workers",
             "1",
             *self.extra_args(ctx),
@@ -100,18 +105,25 @@ class MlflowService(Service):
 
     def probe(self, ctx: ServiceContext) -> bool:
         """``GET /health`` answers 200."""
-        return http_ok(f"{_url(ctx)}/health")
+        return http_ok(f"{self.url(ctx)}/health")
+
+    def url(self, ctx: ServiceContext) -> str:
+        """The server's base URL."""
+        return f"{self.scheme}://{HOST}:{ctx.ports[self.main_port]}"
 
     def settings(self, ctx: ServiceContext) -> dict[str, object]:
         """``tracking_uri`` (artifacts are proxied by the server)."""
-        return {"tracking_uri": _url(ctx)}
+        return {"tracking_uri": self.url(ctx)}
 
 
 class AuthMlflowService(MlflowService):
-    """The same server with MLflow's ``basic-auth`` app: every request needs a user and
-    password (the admin's is generated per stack); ``/health`` stays open."""
+    """The same server with MLflow's ``basic-auth`` app, over HTTPS: every request needs a
+    user and password (the admin's is generated per stack); ``/health`` stays open."""
 
     name = "mlflow_auth"
+    ports: ClassVar[tuple[str, ...]] = ("https",)
+    main_port = "https"
+    scheme = "https"
     secrets = ("password", "flask_secret_key")
     default = False  # another server (~570 MB): only when asked for
     database = "mlflow_auth"
@@ -138,8 +150,12 @@ class AuthMlflowService(MlflowService):
                 conn.execute(f'CREATE DATABASE "{self.database}"')
 
     def prepare(self, ctx: ServiceContext) -> None:
-        """The database, and the auth app's config (its user store: SQLite in the home)."""
+        """The database, the server certificate, and the auth app's config (its user store:
+        SQLite in the home)."""
+        from .tls import server_certificate, stack_ca
+
         super().prepare(ctx)
+        server_certificate(stack_ca(ctx.shared_dir), ctx.home / "tls")
         config = "\n".join(
             [
                 "[mlflow]",
@@ -153,8 +169,16 @@ class AuthMlflowService(MlflowService):
         write_atomic(ctx.home / "basic_auth.ini", config, 0o600)
 
     def extra_args(self, ctx: ServiceContext) -> list[str]:
-        """``--app-name basic-auth``."""
-        return ["--app-name", "basic-auth"]
+        """``--app-name basic-auth``, and uvicorn's TLS options (the keystore holds the key and
+        the certificate chain; each option reads its part)."""
+        keystore = shlex.quote(str(ctx.home / "tls" / "server.pem"))
+        tls = f"--ssl-certfile {keystore} --ssl-keyfile {keystore}"
+        return ["--app-name", "basic-auth", "--uvicorn-opts", tls]
+
+    def probe(self, ctx: ServiceContext) -> bool:
+        """``GET /health`` answers 200 over TLS, trusting the stack's CA."""
+        context = ssl.create_default_context(cafile=str(ctx.ca_pem()))
+        return http_ok(f"{self.url(ctx)}/health", context=context)
 
     def env(self, ctx: ServiceContext) -> dict[str, str]:
         """The auth config file, the admin password (used when the user store is new) and the
@@ -167,13 +191,11 @@ class AuthMlflowService(MlflowService):
         }
 
     def settings(self, ctx: ServiceContext) -> dict[str, object]:
-        """``tracking_uri``, ``username`` and ``password`` of the admin user."""
+        """``tracking_uri`` (https), ``ca_bundle`` (the stack's CA), ``username`` and
+        ``password`` of the admin user."""
         return {
             **super().settings(ctx),
+            "ca_bundle": str(ctx.ca_pem()),
             "username": ADMIN_USER,
             "password": ctx.secrets["password"],
         }
-
-
-def _url(ctx: ServiceContext) -> str:
-    return f"http://{HOST}:{ctx.ports['http']}"

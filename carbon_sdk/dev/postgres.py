@@ -4,6 +4,10 @@ The cluster's superuser is ``carbon`` with a generated password (SCRAM, over TCP
 only). Durability settings are off: this is a development database. As root, the server and
 ``initdb`` run as the ``postgres`` OS user (PostgreSQL refuses root) on a data directory under
 ``/tmp`` that user can reach; it is recorded in the state and removed by ``down --purge``.
+
+TLS is on (``ssl=on``) with a certificate of the stack's CA (:mod:`carbon_sdk.dev.tls`) for
+``127.0.0.1`` and ``localhost``: ``sslmode=verify-full`` with the CA as ``sslrootcert`` works,
+and clients with the default ``sslmode=prefer`` (or ``disable``) connect as before.
 """
 
 from __future__ import annotations
@@ -77,8 +81,10 @@ class PostgresService(Service):
         return Path(created)
 
     def prepare(self, ctx: ServiceContext) -> None:
-        """Create the cluster with ``initdb`` unless it already exists."""
+        """Issue the server certificate, and create the cluster with ``initdb`` unless it
+        already exists."""
         base = self.workdir(ctx)
+        self._certificate(ctx, base)
         data = base / "data"
         if (data / "PG_VERSION").is_file():
             return
@@ -107,9 +113,21 @@ class PostgresService(Service):
         finally:
             pwfile.unlink(missing_ok=True)
 
+    def _certificate(self, ctx: ServiceContext, base: Path) -> None:
+        """The server's keystore (key, certificate, CA), owned by the server's OS user: the
+        server refuses a key file another user owns unless root owns it."""
+        from .tls import server_certificate, stack_ca
+
+        keystore = server_certificate(stack_ca(ctx.shared_dir), base / "tls").keystore_pem
+        if user := self.user(ctx):
+            for path in (keystore.parent, keystore):
+                shutil.chown(path, user, user)
+
     def command(self, ctx: ServiceContext) -> list[str]:
-        """The ``postgres`` server in the foreground, listening on 127.0.0.1 only."""
+        """The ``postgres`` server in the foreground, listening on 127.0.0.1 only, with TLS (the
+        keystore holds the key and the certificate chain; each setting reads its part)."""
         base = self.workdir(ctx)
+        keystore = base / "tls" / "server.pem"
         socket_dir = str(base) if len(str(base)) <= _MAX_SOCKET_DIR else ""
         return [
             str(find_bin_dir() / "postgres"),
@@ -121,6 +139,12 @@ class PostgresService(Service):
             str(ctx.ports["postgres"]),
             "-k",
             socket_dir,
+            "-c",
+            "ssl=on",
+            "-c",
+            f"ssl_cert_file={keystore}",
+            "-c",
+            f"ssl_key_file={keystore}",
             "-c",
             "fsync=off",
             "-c",

@@ -5,6 +5,10 @@ allocated ports; the extra listeners (WebDAV, Iceberg and Lance catalogs, admin 
 SeaweedFS derives some gRPC addresses as ``port + 10000``, so every port is allocated with its
 ``+10000`` twin free and both are passed explicitly. One identity with a generated key pair
 comes from an ``-s3.config`` file; the buckets in :data:`BUCKETS` are created after start.
+
+The S3 gateway also serves HTTPS on the ``https`` port (in the service's state record,
+``ports["https"]``) with a certificate of the stack's CA (:mod:`carbon_sdk.dev.tls`); the
+exported ``endpoint_url`` stays the plain one.
 """
 
 from __future__ import annotations
@@ -45,14 +49,18 @@ class S3Service(Service):
     """An S3-compatible object store with the platform's buckets."""
 
     name = "s3"
-    ports = _COMPONENTS
+    ports = (*_COMPONENTS, "https")
     main_port = "s3"
     port_offset = GRPC_OFFSET
     secrets = ("access_key_id", "secret_access_key")
 
     def prepare(self, ctx: ServiceContext) -> None:
-        """Write the identity file (mode 0600) and create the data directory."""
+        """Write the identity file (mode 0600), issue the HTTPS certificate and create the data
+        directory."""
+        from .tls import server_certificate, stack_ca
+
         (ctx.home / "data").mkdir(exist_ok=True)
+        server_certificate(stack_ca(ctx.shared_dir), ctx.home / "tls")
         identity = {
             "name": "carbon",
             "credentials": [
@@ -66,7 +74,9 @@ class S3Service(Service):
         write_atomic(ctx.home / "s3.json", json.dumps({"identities": [identity]}), 0o600)
 
     def command(self, ctx: ServiceContext) -> list[str]:
-        """``weed mini`` on 127.0.0.1 with explicit ports and no telemetry."""
+        """``weed mini`` on 127.0.0.1 with explicit ports and no telemetry; S3 over HTTPS too
+        (the keystore holds the key and the certificate chain; each flag reads its part)."""
+        keystore = ctx.home / "tls" / "server.pem"
         flags = [
             f"-dir={ctx.home / 'data'}",
             f"-ip={HOST}",
@@ -78,6 +88,9 @@ class S3Service(Service):
             "-webdav=false",
             "-admin.ui=false",
             "-volume.preStopSeconds=0",
+            f"-s3.port.https={ctx.ports['https']}",
+            f"-s3.cert.file={keystore}",
+            f"-s3.key.file={keystore}",
         ]
         for component in _COMPONENTS:
             port = ctx.ports[component]

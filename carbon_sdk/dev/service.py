@@ -13,6 +13,7 @@ Adding a server to the stack is one module with a :class:`Service` subclass plus
 from __future__ import annotations
 
 import signal
+import ssl
 import subprocess
 import urllib.error
 import urllib.request
@@ -71,6 +72,13 @@ class ServiceContext:
     paths: dict[str, str] = field(default_factory=dict)
     progress: Progress = field(default_factory=Progress)
     dependencies: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    def ca_pem(self) -> Path:
+        """The stack CA's certificate, what clients trust (made by the services that use TLS,
+        with :func:`carbon_sdk.dev.tls.stack_ca`)."""
+        from .tls import CA
+
+        return CA.of_stack(self.shared_dir).cert_pem
 
     def dependency(self, name: str) -> dict[str, object]:
         """The settings of ``name``, a service this one depends on (e.g. ``{"host": ...}``).
@@ -186,10 +194,10 @@ class Service(ABC):
         return {}
 
 
-def http_ok(url: str, timeout: float = 0.5) -> bool:
-    """Whether a GET of ``url`` answers with a 2xx status."""
+def http_ok(url: str, timeout: float = 0.5, context: ssl.SSLContext | None = None) -> bool:
+    """Whether a GET of ``url`` answers with a 2xx status (``context``: for an https URL)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http only
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:  # noqa: S310
             status: int = response.status
     except (urllib.error.URLError, OSError):
         return False

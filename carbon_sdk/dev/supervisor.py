@@ -94,6 +94,12 @@ class Stack:
         self.profile = profile_name(self.home) if profile is Profile.FROM_HOME else profile
         self._state = StateDir(self.home)
 
+    def ca_pem(self) -> Path:
+        """The certificate of the stack's CA (what clients trust; its TLS services make it)."""
+        from .tls import CA
+
+        return CA.of_stack(self._state.shared_dir).cert_pem
+
     # -- up -------------------------------------------------------------------------------
 
     def up(self, names: Sequence[str] = (), progress: Progress | None = None) -> list[Started]:

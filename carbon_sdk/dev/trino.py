@@ -384,7 +384,7 @@ class SecureTrinoService(TrinoService):
 
     def probe(self, ctx: ServiceContext) -> bool:
         """``GET /v1/info`` over HTTPS (verified with the stack's CA) says it is not starting."""
-        context = ssl.create_default_context(cafile=str(_ca_pem(ctx)))
+        context = ssl.create_default_context(cafile=str(ctx.ca_pem()))
         url = f"https://{HOST}:{ctx.ports['https']}"
         basic = base64.b64encode(f"{USER}:{ctx.secrets['password']}".encode()).decode()
         return _info_ready(f"{url}/v1/info", context) and _query_ready(
@@ -400,7 +400,7 @@ class SecureTrinoService(TrinoService):
             "host": HOST,
             "port": ctx.ports["https"],
             "http_scheme": "https",
-            "ca_bundle": str(_ca_pem(ctx)),
+            "ca_bundle": str(ctx.ca_pem()),
             "user": USER,
             "password": ctx.secrets["password"],
             "catalog": "iceberg",
@@ -451,7 +451,7 @@ class OidcTrinoService(SecureTrinoService):
         """``/v1/info`` over HTTPS, then a query as the realm's probe user (password grant)."""
         from .keycloak import PROBE_USER, password_grant
 
-        context = ssl.create_default_context(cafile=str(_ca_pem(ctx)))
+        context = ssl.create_default_context(cafile=str(ctx.ca_pem()))
         url = f"https://{HOST}:{ctx.ports['https']}"
         if not _info_ready(f"{url}/v1/info", context):
             return False
@@ -468,16 +468,10 @@ class OidcTrinoService(SecureTrinoService):
             "host": HOST,
             "port": ctx.ports["https"],
             "http_scheme": "https",
-            "ca_bundle": str(_ca_pem(ctx)),
+            "ca_bundle": str(ctx.ca_pem()),
             "catalog": "iceberg",
             "auth": "jupyterhub",
         }
-
-
-def _ca_pem(ctx: ServiceContext) -> Path:
-    from .tls import CA
-
-    return CA.of_stack(ctx.shared_dir).cert_pem
 
 
 def _info_ready(url: str, context: ssl.SSLContext | None = None) -> bool:

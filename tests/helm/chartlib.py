@@ -128,6 +128,11 @@ def kubelet_layout(root: Path, objects: list[Obj], singleuser: Obj) -> list[str]
         volume = volumes[mount["name"]]
         if "configMap" in volume:
             source = volume["configMap"]
+            found = [
+                o for o in by_kind(objects, "ConfigMap") if o["metadata"]["name"] == source["name"]
+            ]
+            if not found and source.get("optional"):
+                continue  # created by the operator, if at all (the kubelet mounts it empty)
             data = one(objects, "ConfigMap", source["name"])["data"]
             files = {k: v.encode() for k, v in data.items()}
         else:

@@ -240,6 +240,24 @@ def test_user_pods_mount_config_and_secrets_at_sdk_paths(sdk: dict[str, Any]) ->
     assert su["extraEnv"][locations["secrets_dir"]["env"]] == mounts["carbon-secrets"]["mountPath"]
 
 
+def test_user_pods_mount_an_optional_private_ca() -> None:
+    """docs/security.md#tls: the operator's ConfigMap carbon-ca, at the path ca_bundle names."""
+    su = merged_values()["jupyterhub"]["singleuser"]
+    mounts = {m["name"]: m for m in su["storage"]["extraVolumeMounts"]}
+    volumes = {v["name"]: v for v in su["storage"]["extraVolumes"]}
+    assert volumes["carbon-ca"]["configMap"] == {
+        "name": "carbon-ca",
+        "optional": True,
+        "defaultMode": 0o444,
+    }
+    assert mounts["carbon-ca"] == {
+        "name": "carbon-ca",
+        "mountPath": "/etc/carbon/ca",
+        "readOnly": True,
+    }
+    assert not [o for o in render() if o["metadata"]["name"] == "carbon-ca"], "the operator's"
+
+
 def test_hub_auth_state_and_roles() -> None:
     hub = merged_values()["jupyterhub"]["hub"]
     assert hub["config"]["JupyterHub"]["authenticator_class"] == "generic-oauth"

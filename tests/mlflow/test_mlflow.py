@@ -188,7 +188,8 @@ def test_basic_auth_server_accepts_the_password_and_rejects_a_wrong_one(
     server = carbon_services("mlflow_auth").settings("mlflow_auth")
     password = str(server["password"])
     # MLflow's standard variables are honoured as aliases
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", str(server["tracking_uri"]))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", str(server["tracking_uri"]))  # https
+    monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(server["ca_bundle"]))
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", str(server["username"]))
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
     reload()

@@ -50,6 +50,7 @@ class Results:
 
     tally: Tally = field(default_factory=Tally)
     faults: dict[tuple[str, str], Fault] = field(default_factory=dict)
+    tls: dict[str, tuple[str, str]] = field(default_factory=dict)  # section: (server, error)
 
     @classmethod
     def of(cls, config: pytest.Config) -> Results:
@@ -65,6 +66,15 @@ class Results:
             for service in sorted({s for s, _ in self.faults}):
                 cells = [self._cell(self.faults.get((service, f))) for f in faults]
                 lines.append(f"| {service} | " + " | ".join(cells) + " |")
+        else:
+            lines.append("(not run)")
+        lines += ["", "### TLS", ""]
+        if self.tls:
+            lines += ["| connector | stack server | stack CA as ca_bundle | another CA |"]
+            lines += ["|---|---|---|---|"]
+            for section, (server, error) in sorted(self.tls.items()):
+                refused = f"{error}, names {section}.ca_bundle"
+                lines.append(f"| {section} | {server} | connects | {refused} |")
         else:
             lines.append("(not run)")
         lines += ["", "### Hypothesis examples", ""]
@@ -108,6 +118,20 @@ def fault_logger(config: pytest.Config) -> FaultLog:
     ) -> None:
         kind = error if isinstance(error, type) else type(error)
         results.faults[(service, fault)] = Fault(kind.__name__, seconds, bound)
+
+    return log
+
+
+TlsLog = Callable[[str, str, BaseException], None]
+"""The ``tls_log`` fixture: ``tls_log(section, server, error_with_another_ca)``."""
+
+
+def tls_logger(config: pytest.Config) -> TlsLog:
+    """Record one row of the TLS table: the server reached and the error another CA gave."""
+    results = Results.of(config)
+
+    def log(section: str, server: str, error: BaseException) -> None:
+        results.tls[section] = (server, type(error).__name__)
 
     return log
 

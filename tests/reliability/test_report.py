@@ -40,6 +40,16 @@ def test_known_gaps_are_the_cells_over_their_bound() -> None:
     assert over == set(KNOWN_GAPS), "run `make reliability`"
 
 
+def test_tls_matrix_is_reported() -> None:
+    from .test_tls import MATRIX
+
+    tls = generated().split("### TLS", 1)[1].split("###", 1)[0]
+    rows = {line.split("|")[1].strip(): line for line in tls.splitlines() if "| connects |" in line}
+    assert set(rows) == set(MATRIX), "run `make reliability`"
+    for section, line in rows.items():
+        assert f"TLSError, names {section}.ca_bundle" in line, line
+
+
 def test_canary_sweep_and_hypothesis_are_reported() -> None:
     text = generated()
     assert re.search(r"canary sweep: \d+ checks over \d+ outputs, 0 leaks", text), text

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import carbon_sdk
 from carbon_sdk import doctor as run_doctor
-from carbon_sdk._classify import ErrorTable
+from carbon_sdk._classify import ErrorTable, untrusted_certificate
 from carbon_sdk._registry import CONNECTORS, Connector
 from carbon_sdk.cli import app
 from carbon_sdk.health import Status
@@ -88,6 +88,24 @@ def test_module_provides_settings_check_and_error_table(entry: Connector) -> Non
     )
     assert module.Settings.required, f"{entry.name}: which settings make it configured?"
     assert module.Settings.endpoint_fields
+
+
+@connectors
+def test_an_untrusted_certificate_names_the_ca_bundle_setting(entry: Connector) -> None:
+    """The fix every connector gives when the server's certificate chain is not verified (the
+    real clients' messages: tests/reliability/test_tls.py); a host name mismatch is not that."""
+    settings = entry.settings_class().load(ca_bundle="/etc/ca/private.pem")
+    fix = untrusted_certificate(
+        settings, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"
+    )
+    assert fix is not None and "not trusted" in fix
+    assert f"{entry.name}.ca_bundle=/etc/ca/private.pem" in fix
+    assert env_var(entry.name, "ca_bundle") in fix
+    mismatch = "certificate verify failed: Hostname mismatch, certificate is not valid for 'x'"
+    assert untrusted_certificate(settings, mismatch) is None
+    expired = "certificate verify failed: certificate has expired"
+    assert untrusted_certificate(settings, expired) is None
+    assert untrusted_certificate(settings, "connection refused") is None
 
 
 # required fields whose values are validated as URLs or host:port lists
