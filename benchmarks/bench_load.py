@@ -177,6 +177,7 @@ class LoadResult:
                 "calls": len(loaded),
                 "p50_ms": round(percentile(loaded, 50) * 1000, 1) if loaded else math.nan,
                 "p95_ms": round(percentile(loaded, 95) * 1000, 1) if loaded else math.nan,
+                "max_ms": round(max(loaded) * 1000, 1) if loaded else math.nan,
                 "alone_p50_ms": round(percentile(alone, 50) * 1000, 1) if alone else math.nan,
             }
         return rows
@@ -203,11 +204,11 @@ def run_load(
     ]
     try:
         warm_up()
-        baseline = run_clients(1, min(5.0, seconds))
         for worker in workers:
             assert worker.stdout is not None
             if not any(line.strip() == "ready" for line in worker.stdout):
                 raise RuntimeError(f"load worker {worker.pid} failed to start")
+        baseline = run_clients(1, min(5.0, seconds))  # the workers wait, warm
         for index, worker in enumerate(workers):  # go: each starts at its own operation
             assert worker.stdin is not None
             worker.stdin.write(f"{local + index * threads_per_process}\n")

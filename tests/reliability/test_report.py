@@ -24,13 +24,14 @@ def generated() -> str:
 # Killed (or stopped) in the middle of an operation, tested where each server is started:
 # tests/postgres (the writer's backend terminated mid-COPY), tests/s3 (the connection cut
 # mid-upload), tests/trino (the server killed mid-query), tests/kafka (the broker stopped
-# mid-publish).
-MID_OPERATION = {"postgres", "s3", "trino", "kafka"}
+# mid-publish), tests/mlflow (the server gone mid-run).
+MID_OPERATION = {"postgres", "s3", "trino", "kafka", "mlflow"}
 
 
 def fault_table() -> dict[str, dict[str, str]]:
     """The generated fault table: service -> fault -> cell."""
-    lines = [line for line in generated().split("### Faults", 1)[1].splitlines() if "|" in line]
+    section = generated().split("### Faults", 1)[1].split("###", 1)[0]
+    lines = [line for line in section.splitlines() if "|" in line]
     header = [c.strip() for c in lines[0].split("|")[2:-1]]
     return {
         cells[0]: dict(zip(header, cells[1:], strict=True))
