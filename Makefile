@@ -98,7 +98,12 @@ demo: install system-deps
 # The tests behind docs/reliability.md; their results replace its generated tables.
 RELIABILITY_TESTS := tests/reliability tests/security tests/unit/test_timeouts.py \
 	tests/postgres/test_postgres.py::test_wrong_port_is_unreachable \
-	tests/s3/test_s3_stack.py::test_wrong_port_is_unreachable_within_the_timeout
+	tests/s3/test_s3_stack.py::test_wrong_port_is_unreachable_within_the_timeout \
+	tests/postgres/test_postgres.py::test_write_killed_mid_copy_rolls_back \
+	tests/s3/test_s3_stack.py::test_an_upload_cut_mid_way_fails_within_the_timeout_and_leaves_no_parts \
+	tests/trino/test_trino_spool.py::test_server_stopped_mid_query \
+	tests/kafka/test_kafka.py::test_broker_stopped_mid_publish_reports_failures_and_bounds_the_flush \
+	tests/mlflow/test_mlflow.py::test_server_down_mid_run
 
 reliability: install system-deps
 	CARBON_RELIABILITY_REPORT=docs/reliability.md $(VENV)/bin/pytest -q $(RELIABILITY_TESTS) \

@@ -13,7 +13,7 @@ import ipaddress
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 from urllib.parse import quote
 
@@ -468,13 +468,17 @@ def write(
     errors = import_client("adbc_driver_manager", SERVICE)
     with _adbc(settings) as conn:
         try:
-            with conn.cursor() as cursor, _errors(settings, errors.Error):
-                written = cursor.adbc_ingest(
-                    table, arrow, mode=INGEST_MODES[if_exists], db_schema_name=schema
-                )
-            conn.commit()
+            with _errors(settings, errors.Error):
+                with conn.cursor() as cursor:
+                    written = cursor.adbc_ingest(
+                        table, arrow, mode=INGEST_MODES[if_exists], db_schema_name=schema
+                    )
+                conn.commit()
         except BaseException:
-            conn.rollback()
+            # A connection that died mid-write cannot roll back, and needs not: the server
+            # discards the open transaction of a connection it lost. The first error is raised.
+            with suppress(errors.Error):
+                conn.rollback()
             raise
     return int(written) if written is not None and written >= 0 else arrow.num_rows
 

@@ -13,6 +13,7 @@ import psutil
 import pyarrow as pa
 import pytest
 from confluent_kafka.admin import NewTopic
+from reliability.report import FaultLog
 
 from carbon_sdk import AuthFailed, NotFound, TLSError, Unreachable, kafka
 from carbon_sdk.dev.kafka import KafkaService
@@ -256,7 +257,7 @@ def test_topic_that_does_not_exist(kafka_env: dict[str, str]) -> None:
 
 @pytest.mark.slow
 def test_broker_stopped_mid_publish_reports_failures_and_bounds_the_flush(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault_log: FaultLog
 ) -> None:
     """A broker of its own (the session's stays up): stopped while records are being sent,
     then restarted and read at once (leadership settling is waited for, not slept over)."""
@@ -279,7 +280,10 @@ def test_broker_stopped_mid_publish_reports_failures_and_bounds_the_flush(
 
         with pytest.raises(kafka.DeliveryFailed) as caught:
             kafka.publish("doomed", records(), serializer="bytes")
-        assert time.monotonic() - stopped_at[0] < 3 + 5 + 10  # delivery + request timeout
+        elapsed = time.monotonic() - stopped_at[0]
+        bound = 3 + 5 + 10  # delivery + request timeout, + slack for the loaded 2 cores
+        fault_log("kafka", "killed mid-operation", caught.value, elapsed, bound)
+        assert elapsed < bound
         failure = caught.value
         assert failure.failed_count > 0 and failure.failed
         assert {name for _, name, _ in failure.failed} <= {"_MSG_TIMED_OUT", "_TRANSPORT"}

@@ -3,9 +3,6 @@ artifacts proxied to the stack's S3) and ``mlflow_auth`` (MLflow's basic-auth ap
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,6 +10,8 @@ from collections.abc import Iterator
 import mlflow
 import numpy as np
 import pytest
+from reliability.report import FaultLog
+from unit.listeners import Proxy
 
 from carbon_sdk import AuthFailed, NotFound, Unreachable
 from carbon_sdk import mlflow as carbon_mlflow
@@ -96,66 +95,16 @@ def test_sklearn_model_by_run_and_registry_uri(stack_env: StackEnv) -> None:
         carbon_mlflow.load_model(f"models:/{registered}/99")
 
 
-class Proxy:
-    """A TCP forwarder to the server that can be taken down and brought back on its port."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = 0
-        self.sockets: list[socket.socket] = []
-        self.listener: socket.socket | None = None
-
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen()
-        self.port = listener.getsockname()[1]
-        self.listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            self.sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-    def stop(self) -> None:
-        for s in [*self.sockets, *([self.listener] if self.listener else [])]:
-            with contextlib.suppress(OSError):  # shutdown wakes a blocked accept(); close not
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-        self.sockets.clear()
-
-
 @pytest.fixture
 def proxy(carbon_services: StartServices) -> Iterator[Proxy]:
     uri = str(carbon_services("mlflow").settings("mlflow")["tracking_uri"])
     forwarder = Proxy(int(uri.rsplit(":", 1)[1]))
-    forwarder.start()
     yield forwarder
     forwarder.stop()
 
 
 def test_server_down_mid_run(
-    stack_env: StackEnv, proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+    stack_env: StackEnv, proxy: Proxy, monkeypatch: pytest.MonkeyPatch, fault_log: FaultLog
 ) -> None:
     stack_env("mlflow")
     monkeypatch.setenv("CARBON_MLFLOW__TRACKING_URI", f"http://127.0.0.1:{proxy.port}")
@@ -169,7 +118,9 @@ def test_server_down_mid_run(
         started = time.monotonic()
         with pytest.raises(Unreachable, match=r"mlflow\.tracking_uri") as info:
             carbon_mlflow.log_metrics({"during": 2.0})
-        assert time.monotonic() - started < 10  # no long retry loop: max_attempts=1
+        elapsed = time.monotonic() - started
+        fault_log("mlflow", "killed mid-operation", info.value, elapsed, 10)
+        assert elapsed < 10  # no long retry loop: max_attempts=1
         assert f"127.0.0.1:{proxy.port}" in str(info.value)
         with pytest.raises(mlflow.exceptions.MlflowException):
             mlflow.log_metric("during", 2.0)  # the plain API fails too (MLflow's own error)

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import polars as pl
 import psutil
@@ -17,7 +18,7 @@ import pyarrow as pa
 import pytest
 from reliability.report import FaultLog
 
-from carbon_sdk import AuthFailed, NotFound, QueryError, Unreachable, postgres
+from carbon_sdk import AuthFailed, NotFound, QueryError, ServiceError, Unreachable, postgres
 from carbon_sdk.dev.pytest_plugin import StackEnv
 from carbon_sdk.dev.supervisor import Stack
 from carbon_sdk.health import Status, run
@@ -178,6 +179,52 @@ def test_failed_ingest_rolls_back(postgres_env: object, fresh_database: str) -> 
     assert (
         postgres.query("select count(*) as n from typed", database=fresh_database).loc[0, "n"] == 1
     )
+
+
+def test_write_killed_mid_copy_rolls_back(
+    postgres_env: object, fresh_database: str, fault_log: FaultLog
+) -> None:
+    """The writing connection killed mid-COPY (its backend terminated, as a server crash or
+    a failover does): an error within the configured deadline, the table as it was, and the
+    next write works."""
+    bounds = {"connect_timeout": 2.0, "request_timeout": 10.0}
+    configure(postgres=bounds)
+    one = pa.table({"v": pa.array([1], pa.int64()), "w": pa.array([1], pa.int64())})
+    postgres.write(one, "kept", database=fresh_database)
+    rows = 5_000_000
+    big = pa.table({"v": np.arange(rows), "w": np.arange(rows)})
+    killed: list[float] = []
+
+    def kill_the_copy() -> None:
+        deadline = time.monotonic() + 60
+        with postgres.connect(autocommit=True) as admin:
+            while time.monotonic() < deadline:
+                found = admin.execute(
+                    "select pid from pg_stat_activity where datname = %s and query ilike 'copy%%'"
+                    " and state = 'active'",
+                    (fresh_database,),
+                ).fetchall()
+                if found:
+                    admin.execute("select pg_terminate_backend(%s)", (found[0][0],))
+                    killed.append(time.monotonic())
+                    return
+                time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_the_copy)
+    killer.start()
+    with pytest.raises(ServiceError) as info:
+        postgres.write(big, "kept", if_exists="append", database=fresh_database)
+    killer.join()
+    assert killed, "the COPY was never seen running"
+    elapsed = time.monotonic() - killed[0]
+    bound = bounds["connect_timeout"] + bounds["request_timeout"]
+    fault_log("postgres", "killed mid-operation", info.value, elapsed, bound)
+    assert elapsed < bound, f"{elapsed:.1f} s: {info.value}"
+    assert "postgres" in str(info.value)
+    count = "select count(*) as n from kept"
+    assert postgres.query(count, database=fresh_database).loc[0, "n"] == 1  # rolled back
+    postgres.write(one, "kept", if_exists="append", database=fresh_database)
+    assert postgres.query(count, database=fresh_database).loc[0, "n"] == 2  # usable again
 
 
 def test_syntax_error_has_message_and_position(postgres_env: object) -> None:

@@ -28,6 +28,39 @@ class Fault:
     bound: float  # the limit the outcome must arrive within
 
 
+@dataclass(frozen=True)
+class LoadRow:
+    """One operation of the load run (benchmarks/load.py): calls made, latency in ms."""
+
+    operation: str
+    calls: int
+    p50_ms: float
+    p95_ms: float
+    alone_p50_ms: float  # the same call by one client alone, just before the load
+
+
+@dataclass(frozen=True)
+class Load:
+    """The load run: who ran (clients, processes, seconds, errors) and each operation's row."""
+
+    description: str
+    rows: list[LoadRow]
+
+    def render(self) -> list[str]:
+        lines = [
+            self.description,
+            "",
+            "| operation | calls | p50 ms | p95 ms | p50 ms, one client alone |",
+            "|---|---|---|---|---|",
+        ]
+        for r in self.rows:
+            lines.append(
+                f"| {r.operation} | {r.calls} | {r.p50_ms:.0f} | {r.p95_ms:.0f} | "
+                f"{r.alone_p50_ms:.0f} |"
+            )
+        return lines
+
+
 @dataclass
 class Tally:
     """Hypothesis examples run, by topic and outcome (``ok`` or ``error``)."""
@@ -51,6 +84,7 @@ class Results:
     tally: Tally = field(default_factory=Tally)
     faults: dict[tuple[str, str], Fault] = field(default_factory=dict)
     tls: dict[str, tuple[str, str]] = field(default_factory=dict)  # section: (server, error)
+    load: Load | None = None
 
     @classmethod
     def of(cls, config: pytest.Config) -> Results:
@@ -86,7 +120,9 @@ class Results:
             lines.append(f"| **total** | **{self.tally.total()}** | | |")
         else:
             lines.append("(not run)")
-        lines += ["", "### Canary sweep", "", canary or "(not run)", "", DOC_END]
+        lines += ["", "### Canary sweep", "", canary or "(not run)", "", "### Load", ""]
+        lines += self.load.render() if self.load else ["(not run)"]
+        lines += ["", DOC_END]
         return "\n".join(lines)
 
     @staticmethod

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from reliability.report import FaultLog
+from unit.listeners import Proxy
 
 import carbon_sdk
 from carbon_sdk import AuthFailed, NotFound, Unreachable, s3
@@ -332,3 +333,46 @@ def test_an_interrupted_upload_leaves_no_multipart_upload(prefix: str, tmp_path:
     # the whole one.
     left = client.list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", [])
     assert [o["Size"] for o in left] in ([], [size])
+
+
+def test_an_upload_cut_mid_way_fails_within_the_timeout_and_leaves_no_parts(
+    s3_env: dict[str, str], prefix: str, tmp_path: Path, fault_log: FaultLog
+) -> None:
+    """The connection cut mid-upload (every part's request, retries included, reset by a
+    fault-injection proxy in front of the real server): an error within the configured
+    deadline, the multipart upload aborted with no parts left, nothing written; once the
+    network is back the same client uploads the file."""
+    source = tmp_path / "cut.bin"
+    size = 24 * 2**20
+    source.write_bytes(os.urandom(size))
+    port = int(s3_env["CARBON_S3__ENDPOINT_URL"].rsplit(":", 1)[1].strip("/"))
+    proxy = Proxy(port, cut_after=8 * 2**20)  # a part or so in
+    bounds = {"connect_timeout": 2.0, "request_timeout": 10.0}
+    configure(
+        s3={
+            "endpoint_url": f"http://127.0.0.1:{proxy.port}",
+            "multipart_chunksize": 5 * 2**20,
+            "max_concurrency": 2,
+            **bounds,
+        }
+    )
+    bucket, key = _key(prefix)
+    direct = s3.client(endpoint_url=s3_env["CARBON_S3__ENDPOINT_URL"])
+    try:
+        started = time.monotonic()
+        with pytest.raises(carbon_sdk.ServiceError) as info:
+            s3.upload(source, prefix + "cut.bin", progress=False)
+        elapsed = time.monotonic() - started
+        bound = bounds["connect_timeout"] + bounds["request_timeout"]  # the shared deadline
+        fault_log("s3", "killed mid-operation", info.value, elapsed, bound)
+        assert proxy.cuts > 0
+        assert str(info.value).startswith("s3 at "), str(info.value)
+        assert elapsed < bound, f"{elapsed:.1f} s: {info.value}"
+        assert direct.list_multipart_uploads(Bucket=bucket, Prefix=key).get("Uploads", []) == []
+        assert direct.list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", []) == []
+        proxy.heal()
+        assert s3.upload(source, prefix + "cut.bin", progress=False) == [prefix + "cut.bin"]
+        head = direct.head_object(Bucket=bucket, Key=key + "cut.bin")
+        assert head["ContentLength"] == size
+    finally:
+        proxy.stop()

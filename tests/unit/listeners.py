@@ -1,9 +1,11 @@
 """Deliberately broken TCP endpoints on 127.0.0.1 for the connectors' real client libraries:
-one that refuses, one that accepts and never answers, one that answers garbage."""
+one that refuses, one that accepts and never answers, one that answers garbage, and a proxy to a
+real server that cuts large transfers mid-stream."""
 
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 from contextlib import closing
 from typing import Any
@@ -50,6 +52,104 @@ class Endpoint:
         self.sock.close()
         for conn in self.held:
             conn.close()
+
+
+class Proxy:
+    """A TCP forwarder on 127.0.0.1 to a real server at ``127.0.0.1:upstream``.
+
+    ``stop()`` takes it down (every connection reset), ``start()`` brings it back on the same
+    port. With ``cut_after``, once that many bytes have gone upstream it resets every
+    connection as soon as it carries more than ``small`` bytes more: large requests (an
+    upload's parts, their retries too) die mid-body, small ones (an abort, a listing) still
+    pass. ``heal()`` ends the cutting."""
+
+    def __init__(self, upstream: int, cut_after: int | None = None, small: int = 64 * 1024) -> None:
+        self.upstream = upstream
+        self.cut_after = 2**62 if cut_after is None else cut_after
+        self.small = small
+        self.forwarded = 0
+        self.cuts = 0
+        self.port = 0
+        self.lock = threading.Lock()
+        self.open: set[socket.socket] = set()
+        self.start()
+
+    def start(self) -> None:
+        """Listen (again) on ``port`` (a free one the first time)."""
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen()
+        self.port = listener.getsockname()[1]
+        with self.lock:
+            self.open.add(listener)
+        threading.Thread(target=self._serve, args=(listener,), daemon=True).start()
+
+    @property
+    def cutting(self) -> bool:
+        return self.forwarded >= self.cut_after
+
+    def heal(self) -> None:
+        """Forward everything from now on."""
+        with self.lock:
+            self.cut_after = 2**62
+
+    def _serve(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+                server = socket.create_connection(("127.0.0.1", self.upstream), timeout=5)
+            except OSError:
+                return
+            server.settimeout(None)
+            with self.lock:
+                self.open |= {client, server}
+            threading.Thread(target=self._up, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._down, args=(server, client), daemon=True).start()
+
+    def _up(self, client: socket.socket, server: socket.socket) -> None:
+        since_cut = 0
+        try:
+            while data := client.recv(65536):
+                with self.lock:
+                    if self.cutting:
+                        since_cut += len(data)
+                    else:
+                        self.forwarded += len(data)
+                    cut = since_cut > self.small
+                    self.cuts += cut
+                if cut:
+                    break
+                server.sendall(data)
+        except OSError:
+            pass
+        self._drop(client, server)
+
+    def _down(self, server: socket.socket, client: socket.socket) -> None:
+        try:
+            while data := server.recv(65536):
+                client.sendall(data)
+        except OSError:
+            pass
+        self._drop(client, server)
+
+    def _drop(self, *socks: socket.socket) -> None:
+        """Reset (RST, not a polite FIN: the peer learns mid-request) and close ``socks``."""
+        for sock in socks:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a recv or accept blocked on it
+            except OSError:
+                pass
+            sock.close()
+            with self.lock:
+                self.open.discard(sock)
+
+    def stop(self) -> None:
+        """Stop listening and reset every connection; ``start()`` brings the port back."""
+        with self.lock:
+            socks = list(self.open)
+        self._drop(*socks)
 
 
 def every_connector_at(port: int, password: str, **bounds: float) -> dict[str, dict[str, Any]]:
