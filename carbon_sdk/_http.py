@@ -1,42 +1,83 @@
-"""A requests transport adapter that applies carbon-sdk's call bounds (see :mod:`._timeouts`).
+"""A requests transport adapter that applies carbon-sdk's call bounds (see :mod:`._timeouts`),
+and repeats idempotent requests after a transient failure (see :mod:`._retry`).
 
 Imported only by connectors that already imported requests.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
+from carbon_sdk._retry import retry_transient
 from carbon_sdk._timeouts import Deadline, Waited, budget, first_wait
 
 if TYPE_CHECKING:
     from carbon_sdk.settings import ServiceSettings
 
 RETRIED_STATUSES = frozenset({429, 502, 503, 504})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+Idempotent = Callable[[requests.PreparedRequest], bool]
+"""Whether a request may be sent again after a transient failure (a read)."""
+
+
+def safe_method(request: requests.PreparedRequest) -> bool:
+    """GET, HEAD and OPTIONS requests read only (RFC 9110): safe to send again."""
+    return (request.method or "").upper() in SAFE_METHODS
 
 
 class DeadlineExceeded(requests.exceptions.RequestException):
     """A request's deadline passed. Not a ``Timeout``: clients do not retry it."""
 
 
+class _RetriedStatus(Exception):
+    """An answer whose status says "try again" (429, 502, 503, 504), to an idempotent request."""
+
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def _transient(exc: Exception) -> bool:
+    """A refused, reset or broken connection, or a "try again" status; not a timeout (it used
+    up the time the attempts share)."""
+    if isinstance(exc, _RetriedStatus):
+        return True
+    return isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(
+        exc, requests.exceptions.Timeout
+    )
+
+
 class DeadlineAdapter(HTTPAdapter):
     """Sets each request's timeouts from the settings, whatever the caller passed.
 
     Until the server has answered once, the first byte of an answer must arrive within
-    ``connect_timeout``; afterwards each wait is bounded by ``request_timeout``. Requests sent
-    after a failure (an exception, or a status the client retries: 429, 502, 503, 504) are
-    retries of the failed one and share its :class:`~carbon_sdk._timeouts.Deadline`; once it
-    has passed, a retry fails at once. Meant for one client that sends its requests one after
-    the other (a trino connection), which retries by sending again; a timeout that leaves no
-    time raises :class:`DeadlineExceeded`, which such clients do not retry.
+    ``connect_timeout``; afterwards each wait is bounded by ``request_timeout``. The attempts of
+    one request share one :class:`~carbon_sdk._timeouts.Deadline` (``connect_timeout``, then
+    ``connect_timeout + request_timeout`` once the server has answered); once it has passed, an
+    attempt fails at once with :class:`DeadlineExceeded`, which clients do not retry.
+
+    Who repeats a failed request:
+
+    * ``idempotent=None``: the client itself, by sending it again (a trino connection). A
+      request sent after a failure (an exception, or a status the client retries: 429, 502,
+      503, 504) is a retry of the failed one and shares its deadline. Meant for one client that
+      sends its requests one after the other.
+    * ``idempotent=<predicate>``: this adapter, for the requests the predicate accepts (reads),
+      after a backoff on a refused, reset or broken connection or a 429/502/503/504 answer, at
+      most ``max_attempts`` times within the deadline (see :mod:`carbon_sdk._retry`). Other
+      requests (writes) are sent once. Mount it in place of a client library's own retrying
+      adapter, whose backoff knows no deadline.
     """
 
-    def __init__(self, settings: ServiceSettings) -> None:
+    def __init__(self, settings: ServiceSettings, *, idempotent: Idempotent | None = None) -> None:
         super().__init__()
         self._settings = settings
+        self._idempotent = idempotent
         self._answered = False
         self._deadline: Deadline | None = None
 
@@ -44,8 +85,49 @@ class DeadlineAdapter(HTTPAdapter):
         self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
     ) -> requests.Response:
         """Send ``request`` within the time its deadline leaves."""
-        deadline = self._deadline or Deadline(budget(self._settings, answered=self._answered))
-        self._deadline = deadline
+        if self._idempotent is None:  # the client repeats a failed request itself
+            deadline = self._deadline or Deadline(self._budget())
+            self._deadline = deadline  # until an answer the client does not retry
+            response = self._attempt(deadline, request, args, kwargs)
+            if response.status_code not in RETRIED_STATUSES:
+                self._deadline = None
+            return response
+        deadline = Deadline(self._budget())
+
+        def attempt() -> requests.Response:
+            return self._attempt(deadline, request, args, kwargs)
+
+        return self._repeated(attempt, deadline) if self._idempotent(request) else attempt()
+
+    def _budget(self) -> float:
+        return budget(self._settings, answered=self._answered)
+
+    def _repeated(
+        self, attempt: Callable[[], requests.Response], deadline: Deadline
+    ) -> requests.Response:
+        """Attempts of an idempotent request; the last "try again" answer is returned as is."""
+
+        def answered() -> requests.Response:
+            response = attempt()
+            if response.status_code in RETRIED_STATUSES:
+                raise _RetriedStatus(response)
+            return response
+
+        try:
+            return retry_transient(
+                self._settings, answered, _transient, within=deadline.remaining()
+            )
+        except _RetriedStatus as exc:
+            return exc.response
+
+    def _attempt(
+        self,
+        deadline: Deadline,
+        request: requests.PreparedRequest,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> requests.Response:
+        """One attempt, its timeouts cut to what ``deadline`` leaves."""
         wait = first_wait(self._settings, answered=self._answered)
         if deadline.expired:
             raise DeadlineExceeded(str(Waited(wait, deadline.elapsed())), request=request)
@@ -57,6 +139,18 @@ class DeadlineAdapter(HTTPAdapter):
             final = DeadlineExceeded if deadline.expired else type(exc)
             raise final(waited, request=request) from exc
         self._answered = True
-        if response.status_code not in RETRIED_STATUSES:
-            self._deadline = None
         return response
+
+
+def bounded(
+    session: requests.Session,
+    settings: ServiceSettings,
+    *,
+    idempotent: Idempotent | None = None,
+) -> requests.Session:
+    """``session`` with a :class:`DeadlineAdapter` mounted for http:// and https:// (replacing
+    whatever adapter, and retry policy, it had)."""
+    adapter = DeadlineAdapter(settings, idempotent=idempotent)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session

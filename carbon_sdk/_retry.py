@@ -22,16 +22,21 @@ WAIT_MAX = 1.0
 
 
 def retry_transient(
-    settings: ServiceSettings, call: Callable[[], T], transient: Callable[[Exception], bool]
+    settings: ServiceSettings,
+    call: Callable[[], T],
+    transient: Callable[[Exception], bool],
+    *,
+    within: float | None = None,
 ) -> T:
     """``call()``, again after a backoff while it raises an exception ``transient`` accepts;
-    any other exception, or the last attempt's, propagates unchanged."""
+    any other exception, or the last attempt's, propagates unchanged. No attempt starts later
+    than ``within`` seconds (default: ``connect_timeout``) after the first."""
     import stamina
 
     for attempt in stamina.retry_context(
         on=transient,
         attempts=settings.max_attempts,
-        timeout=budget(settings, answered=False),
+        timeout=budget(settings, answered=False) if within is None else within,
         wait_initial=WAIT_INITIAL,
         wait_max=WAIT_MAX,
         wait_jitter=WAIT_INITIAL,

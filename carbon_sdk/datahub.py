@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import getpass
+import json
 import logging
 import os
 import queue
@@ -61,6 +62,7 @@ from carbon_sdk.settings import ServiceSettings
 from carbon_sdk.settings.values import http_url
 
 if TYPE_CHECKING:
+    import requests
     from datahub.emitter.rest_emitter import DatahubRestEmitter
     from datahub.ingestion.graph.client import DataHubGraph
     from datahub.lite.lite_local import DataHubLiteLocal
@@ -161,7 +163,13 @@ ERRORS = ErrorTable(
         Unreachable,
         "is GMS running? check datahub.gms_url and datahub.connect_timeout",
         types=("requests.exceptions.ConnectionError", "requests.exceptions.Timeout"),
-        text=("refused", "timed out", "name or service not known", "failed to resolve"),
+        text=(
+            "no answer within",
+            "refused",
+            "timed out",
+            "name or service not known",
+            "failed to resolve",
+        ),
     ),
     Rule(AuthFailed, _TOKEN_FIX, codes=("401", "403"), text=("authentication error",)),
     Rule(NotFound, _URL_FIX, codes=("404",), text=("status_code: 404",)),
@@ -270,11 +278,48 @@ def _gms(settings: DatahubSettings) -> dict[str, Any]:
         logging.getLogger(name).addFilter(_FILTER)
     return {
         "token": token or None,
-        "retry_max_times": settings.max_attempts - 1,
         "ca_certificate_path": str(settings.ca_bundle) if settings.ca_bundle else None,
         "disable_ssl_verification": not settings.verify,
         "openapi_ingestion": False,  # the Rest.li endpoints every GMS version serves
     }
+
+
+def _bounded(client: DatahubRestEmitter, settings: DatahubSettings, timeout: float | None) -> None:
+    """Replace the acryl client's retrying transport adapter with the SDK's (``session`` is its
+    public requests session): acryl retries every method, writes included, with a backoff of
+    2 s, 4 s... that no deadline bounds, and waits ``timeout_sec`` for the first byte. Now the
+    first answer must come within ``connect_timeout``, reads (GET, GraphQL queries) are
+    repeated after a transient failure within the call's deadline, writes are sent once (see
+    :class:`carbon_sdk._http.DeadlineAdapter`)."""
+    from carbon_sdk._http import bounded
+
+    if timeout is not None:
+        settings = settings.model_copy(
+            update={
+                "connect_timeout": min(settings.connect_timeout, timeout),
+                "request_timeout": min(settings.request_timeout, timeout),
+            }
+        )
+    bounded(client.session, settings, idempotent=_reads)
+
+
+def _reads(request: requests.PreparedRequest) -> bool:
+    """DataHub's reads, safe to send again: GET (Rest.li aspects, ``/config``) and GraphQL
+    queries (``POST /api/graphql`` of a ``query``, not a ``mutation``)."""
+    from carbon_sdk._http import safe_method
+
+    if safe_method(request):
+        return True
+    if not str(request.url or "").split("?", 1)[0].endswith("/api/graphql"):
+        return False
+    if not isinstance(request.body, str | bytes):  # a stream: not a GraphQL query
+        return False
+    try:
+        body = json.loads(request.body)
+    except ValueError:
+        return False
+    text = str(body.get("query") or "").lstrip() if isinstance(body, dict) else ""
+    return text.startswith(("query", "{"))
 
 
 def emitter(**overrides: Any) -> DatahubRestEmitter:
@@ -297,6 +342,7 @@ def _emitter(settings: DatahubSettings, timeout: float | None = None) -> Datahub
             read_timeout_sec=min(settings.request_timeout, timeout or settings.request_timeout),
             **kwargs,
         )
+    _bounded(created, settings, timeout)
     return cast("DatahubRestEmitter", created)
 
 
@@ -319,6 +365,7 @@ def _graph(settings: DatahubSettings, timeout: float | None = None) -> DataHubGr
                 **kwargs,
             )
         )
+    _bounded(created, settings, timeout)
     return cast("DataHubGraph", created)
 
 

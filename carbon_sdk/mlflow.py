@@ -155,6 +155,7 @@ ERRORS = ErrorTable(
         types=("requests.exceptions.ConnectionError", "requests.exceptions.Timeout"),
         codes=("502", "503", "504", "TEMPORARILY_UNAVAILABLE"),
         text=(
+            "no answer within",
             "connection refused",
             "failed to establish",
             "max retries exceeded",
@@ -308,12 +309,10 @@ def environment(settings: MlflowSettings) -> dict[str, str | None]:
             str(settings.ca_bundle) if settings.ca_bundle and settings.verify else None
         ),
         "MLFLOW_HTTP_REQUEST_TIMEOUT": str(math.ceil(settings.request_timeout)),
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(settings.max_attempts - 1),
-        # MLflow's default backoff (factor 2 s, doubling) kept a stopped server's "connection
-        # refused" waiting ~5 s over 3 attempts; attempts are spaced by a random 0-0.25 s
-        # instead, so a stopped server fails within a second (docs/reliability.md)
-        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
-        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.25",
+        # MLflow's retry (urllib3, allowed_methods=None) sends POSTs again too, log_batch and
+        # create_run included, and its attempts share no deadline: writes are never retried
+        # blindly, so MLflow sends each request once (docs/mlflow.md, "Timeouts and retries")
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
     }
     env.update(_credentials(settings))
     if not settings.artifacts_proxied:
@@ -335,8 +334,12 @@ _STATE = _State()
 
 
 def _configure(settings: MlflowSettings) -> MlflowClient:
-    """Apply ``settings`` to the process (environment, tracking URI, run tags); no request."""
+    """Apply ``settings`` to the process (environment, tracking URI, run tags); with settings
+    not applied before, check that the server answers (:func:`_first_contact`) before making
+    the client (the environment stays applied for the plain API if it does not)."""
     env = environment(settings)
+    key = tuple(sorted((k, v or "") for k, v in env.items()))
+    mlflow_mod = import_client("mlflow", SERVICE)
     with _STATE.lock:
         for name, value in env.items():
             if value is None:
@@ -344,19 +347,20 @@ def _configure(settings: MlflowSettings) -> MlflowClient:
             else:
                 os.environ[name] = value
         _disable_telemetry()
-        mlflow_mod = import_client("mlflow", SERVICE)
         mlflow_mod.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
         _register_run_context()
         _STATE.configured = True
-        key = tuple(sorted((k, v or "") for k, v in env.items()))
-        if _STATE.client is None or _STATE.key != key:
-            client_created(
-                settings,
-                f"MlflowClient (auth={settings.auth_mode()}, artifacts "
-                f"{'proxied by the server' if settings.artifacts_proxied else 'direct to S3'})",
-            )
-            _STATE.client = mlflow_mod.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
-            _STATE.key = key
+        if _STATE.client is not None and _STATE.key == key:
+            return _STATE.client
+    _first_contact(settings)  # not under the lock: it may wait connect_timeout
+    with _STATE.lock:
+        client_created(
+            settings,
+            f"MlflowClient (auth={settings.auth_mode()}, artifacts "
+            f"{'proxied by the server' if settings.artifacts_proxied else 'direct to S3'})",
+        )
+        _STATE.client = mlflow_mod.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+        _STATE.key = key
         return _STATE.client
 
 
@@ -371,9 +375,28 @@ def _disable_telemetry() -> None:
             sys.modules["mlflow.telemetry.client"].set_telemetry_client()
 
 
+def _first_contact(settings: MlflowSettings) -> None:
+    """``GET /health`` through the SDK's own session, its first answer due within
+    ``connect_timeout`` (:class:`carbon_sdk._http.DeadlineAdapter`; a refused or broken
+    connection tried again within that time).
+
+    MLflow has one timeout, ``MLFLOW_HTTP_REQUEST_TIMEOUT`` (whole seconds, from
+    ``request_timeout``), for every wait, the first byte included, and no way to give it a
+    session: a server that accepts and never answers would hold a call for ``request_timeout``.
+    Any answer will do; MLflow's own request reports what a server that answers says."""
+    from carbon_sdk._http import bounded, safe_method
+
+    with _errors(settings, client_errors=False), _http_session(settings) as session:
+        bounded(session, settings, idempotent=safe_method)
+        session.get(f"{tracking_uri(settings)}/health").close()
+
+
 def client(**overrides: Any) -> MlflowClient:
     """An ``MlflowClient`` for the platform's server; configures the process like
-    :func:`setup` (tracking URI, auth, TLS, timeouts) without selecting an experiment."""
+    :func:`setup` (tracking URI, auth, TLS, timeouts) without selecting an experiment. With
+    settings not applied before in this process, it checks that the server answers
+    (``/health`` within ``connect_timeout``; :class:`~carbon_sdk.errors.Unreachable`
+    otherwise)."""
     return _configure(MlflowSettings.load(**overrides))
 
 

@@ -508,15 +508,29 @@ def _init_local(config: RaySettings, ray_mod: Any, kw: dict[str, Any]) -> Any:
 
 @functools.cache
 def _job_client_class() -> type[JobSubmissionClient]:
-    """``JobSubmissionClient`` whose every request has a timeout (Ray's sends none)."""
+    """``JobSubmissionClient`` whose every request is bounded like any first contact, then like
+    any later wait (:func:`~carbon_sdk._timeouts.first_wait`).
+
+    Ray sends its requests with ``requests.request`` and no timeout, and has no option for one
+    (no ``timeout`` argument, no session or adapter to configure), so the one method every
+    request goes through passes the timeout. It sends each request once: Ray retries nothing.
+    """
     base = import_client("ray.job_submission", SERVICE).JobSubmissionClient
+    from carbon_sdk._timeouts import first_wait
 
     class TimedJobSubmissionClient(base):  # type: ignore[misc, valid-type]
-        carbon_timeout: tuple[float, float] = (10.0, 300.0)
+        def __init__(self, *args: Any, carbon_settings: RaySettings, **kwargs: Any) -> None:
+            self.carbon_settings = carbon_settings
+            self.carbon_answered = False  # the constructor's version request comes first
+            super().__init__(*args, **kwargs)
 
         def _do_request(self, method: str, endpoint: str, **kwargs: Any) -> Any:
-            kwargs.setdefault("timeout", self.carbon_timeout)
-            return super()._do_request(method, endpoint, **kwargs)
+            settings = self.carbon_settings
+            wait = first_wait(settings, answered=self.carbon_answered)
+            kwargs.setdefault("timeout", (settings.connect_timeout, wait))
+            response = super()._do_request(method, endpoint, **kwargs)
+            self.carbon_answered = True
+            return response
 
     return cast("type[JobSubmissionClient]", TimedJobSubmissionClient)
 
@@ -524,19 +538,14 @@ def _job_client_class() -> type[JobSubmissionClient]:
 def _jobs(settings: RaySettings) -> JobSubmissionClient:
     settings.require()
     cls = _job_client_class()
-    timeout = (settings.connect_timeout, settings.request_timeout)
     client_created(settings, f"JobSubmissionClient for {settings.dashboard}")
-    original = cls.carbon_timeout  # type: ignore[attr-defined]
-    cls.carbon_timeout = timeout  # type: ignore[attr-defined]  # the constructor's own request
-    try:
-        with _errors(settings, RuntimeError):
-            client = cls(
-                settings.dashboard, headers=settings.headers(), verify=settings.tls_verify()
-            )
-    finally:
-        cls.carbon_timeout = original  # type: ignore[attr-defined]
-    client.carbon_timeout = timeout  # type: ignore[attr-defined]
-    return client
+    with _errors(settings, RuntimeError):
+        return cls(
+            settings.dashboard,
+            headers=settings.headers(),
+            verify=settings.tls_verify(),
+            carbon_settings=settings,
+        )
 
 
 def jobs(**overrides: Any) -> JobSubmissionClient:

@@ -368,12 +368,9 @@ def _http_session(settings: TrinoSettings) -> requests.Session:
     session.headers["Accept-Encoding"] = "identity"
     session.verify = settings.tls_verify()
     session.proxies.update(requests_mod.utils.get_environ_proxies(settings.base_url))
-    from carbon_sdk._http import DeadlineAdapter  # imports requests: only once it is there
+    from carbon_sdk._http import bounded  # imports requests: only once it is there
 
-    adapter = DeadlineAdapter(settings)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+    return bounded(session, settings)
 
 
 _CODEC_MODULES = {"zstd": "zstandard", "lz4": "lz4"}

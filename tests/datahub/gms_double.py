@@ -55,6 +55,7 @@ class GmsDouble:
         self.requests: list[tuple[str, str]] = []  # (method, path with query)
         self.violations: list[str] = []
         self.delay = 0.0  # seconds to stall every request (an overloaded GMS)
+        self.unavailable = 0  # the next n requests are answered 503 (GMS restarting)
         self._lock = threading.Lock()
         double = self
 
@@ -106,8 +107,13 @@ class GmsDouble:
             time.sleep(self.delay)
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
+        with self._lock:
+            restarting, self.unavailable = self.unavailable > 0, max(0, self.unavailable - 1)
         try:
-            status, body = self._route(handler, method, raw)
+            if restarting:
+                status, body = 503, {"message": "GMS is restarting", "status": 503}
+            else:
+                status, body = self._route(handler, method, raw)
         except ContractViolation as exc:
             with self._lock:
                 self.violations.append(f"{method} {handler.path}: {exc}")

@@ -47,6 +47,27 @@ def test_emit_lineage_and_read_it_back(gms: GmsDouble) -> None:
     assert len(datahub.upstreams(SUMMARY)) == 1
 
 
+def test_reads_are_tried_again_writes_are_not(
+    gms: GmsDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CARBON_DATAHUB__MAX_ATTEMPTS", "3")
+    configure()
+    datahub.emit_lineage(ORDERS, SUMMARY)
+    gms.unavailable = 2  # GET /aspects: answered 503 twice, then the aspect
+    assert datahub.upstreams(SUMMARY) == [ORDERS]
+    gms.unavailable = 1  # a GraphQL query is a read too
+    assert list(datahub.search("summary")["urn"]) == [SUMMARY]
+    gms.unavailable = 1
+    before = len(gms.paths())
+    with pytest.raises(Unreachable, match="503"):
+        datahub.emit_lineage(CUSTOMERS, SUMMARY)  # a write: sent once, the 503 reported
+    assert gms.paths()[before:] == ["POST /aspects?action=ingestProposal"]
+    gms.unavailable = 3  # more than max_attempts: the last answer is the error
+    with pytest.raises(Unreachable, match="503"):
+        datahub.upstreams(SUMMARY)
+    assert datahub.upstreams(SUMMARY) == [ORDERS]  # nothing half-written
+
+
 def test_describe_is_one_batch_and_keeps_existing_tags(gms: GmsDouble) -> None:
     urn = datahub.describe("iceberg.analytics.orders", description="Orders", tags=["pii"])
     assert urn == ORDERS

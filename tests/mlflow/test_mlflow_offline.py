@@ -54,7 +54,7 @@ def test_environment_sets_auth_tls_timeouts_and_removes_other_credentials(
     assert env["MLFLOW_TRACKING_PASSWORD"] == "pw-123456789"
     assert env["MLFLOW_TRACKING_TOKEN"] is None  # the configured mode wins
     assert env["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "13"
-    assert env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "1"
+    assert env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"  # writes are never retried blindly
     assert env["MLFLOW_TRACKING_SERVER_CERT_PATH"] == "/etc/ca.pem"
     assert env["MLFLOW_TRACKING_INSECURE_TLS"] is None
     assert "MLFLOW_S3_ENDPOINT_URL" not in env  # proxied artifacts: no S3 credentials
