@@ -7,8 +7,11 @@ servers here are deliberately broken endpoints, not imitations of PostgreSQL or 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -171,3 +174,32 @@ def test_fork_server_children_get_resolved_settings_and_the_environment(
     (result,) = report.results
     assert result.status is Status.UNREACHABLE, result
     assert result.endpoint == f"127.0.0.1:{port}/u"
+
+
+_COLD_THREADS = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from listeners import closed_port, every_connector_at
+from carbon_sdk.health import run
+from carbon_sdk.settings.carbon import configure
+
+configure(**every_connector_at(closed_port(), "pw"))
+report = run(timeout=30, isolation="thread")
+print(json.dumps({r.service: [r.status.value, r.detail] for r in report.results}))
+"""
+
+
+def test_checks_in_threads_import_their_clients_cold() -> None:
+    """Seven checks importing their client libraries at once, for the first time in the
+    process: each must get whole modules (seen: "'requests' is not installed" for four of
+    them, from a partially initialized module)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _COLD_THREADS, str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    results = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(results) == set(CONNECTORS)
+    assert {status for status, _ in results.values()} == {Status.UNREACHABLE.value}, results
