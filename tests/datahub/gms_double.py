@@ -106,6 +106,8 @@ class GmsDouble:
             time.sleep(self.delay)
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
+        if len(raw) < length:  # the connection was cut mid-body: nothing arrived, no answer
+            return
         try:
             status, body = self._route(handler, method, raw)
         except ContractViolation as exc:
