@@ -58,6 +58,9 @@ KNOWN_GAPS = {
     ("datahub", "hang"): "the acryl client waits request_timeout per attempt",
     ("datahub", "garbage"): "the acryl client retries a broken answer with backoff",
     ("ray", "hang"): "the Jobs API client waits request_timeout per attempt",
+    ("ray", "killed mid-operation"): "ray.get (Ray's API, not wrapped by carbon-sdk) waits out "
+    "Ray Client's reconnect grace period (RAY_CLIENT_RECONNECT_GRACE_PERIOD, 30 s) for a dead "
+    "head, then raises a builtin ConnectionError; no carbon setting bounds it",
 }
 MATRIX = [
     pytest.param(
