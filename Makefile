@@ -103,7 +103,9 @@ RELIABILITY_TESTS := tests/reliability tests/security tests/unit/test_timeouts.p
 	tests/s3/test_s3_stack.py::test_an_upload_cut_mid_way_fails_within_the_timeout_and_leaves_no_parts \
 	tests/trino/test_trino_spool.py::test_server_stopped_mid_query \
 	tests/kafka/test_kafka.py::test_broker_stopped_mid_publish_reports_failures_and_bounds_the_flush \
-	tests/mlflow/test_mlflow.py::test_server_down_mid_run
+	tests/mlflow/test_mlflow.py::test_server_down_mid_run \
+	tests/datahub/test_gms.py::test_batch_cut_mid_way_writes_nothing_and_the_call_works_again \
+	tests/ray/test_ray.py::test_head_killed_mid_get
 
 reliability: install system-deps
 	CARBON_RELIABILITY_REPORT=docs/reliability.md $(VENV)/bin/pytest -q $(RELIABILITY_TESTS) \

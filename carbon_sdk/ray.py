@@ -23,6 +23,7 @@ import asyncio
 import functools
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import socket
@@ -476,6 +477,7 @@ def init(
         kw["namespace"] = config.namespace
     if config.token:
         kw.setdefault("_metadata", [("authorization", config.headers()["Authorization"])])
+    _bound_reconnect(config)
     client_created(config, "Ray Client connection")
     with _errors(config, RuntimeError):
         try:
@@ -491,6 +493,20 @@ def init(
 
 
 SESSION_SERVER_FAILED = "Starting Ray client server failed"
+RECONNECT_ENV = "RAY_CLIENT_RECONNECT_GRACE_PERIOD"
+_reconnect_set: list[str] = []  # the values init() put into RECONNECT_ENV
+
+
+def _bound_reconnect(settings: RaySettings) -> None:
+    """Bound how long Ray Client reconnects to a head it lost before a call (``ray.get``)
+    fails: ``connect_timeout`` in whole seconds instead of Ray's 30 s (read by each
+    ``ray.init``). A value the environment gave (not one set here) is kept."""
+    current = os.environ.get(RECONNECT_ENV)
+    if current is not None and current not in _reconnect_set:
+        return
+    value = str(max(1, math.ceil(settings.connect_timeout)))
+    os.environ[RECONNECT_ENV] = value
+    _reconnect_set.append(value)
 
 
 def _init_local(config: RaySettings, ray_mod: Any, kw: dict[str, Any]) -> Any:

@@ -107,6 +107,8 @@ class GmsDouble:
             time.sleep(self.delay)
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
+        if len(raw) < length:  # the connection was cut mid-body: nothing arrived, no answer
+            return
         with self._lock:
             restarting, self.unavailable = self.unavailable > 0, max(0, self.unavailable - 1)
         try:

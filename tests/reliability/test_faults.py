@@ -51,7 +51,8 @@ COVERED = {  # tested (and recorded) elsewhere: not repeated
 # Cells that miss their bound today, measured and reported (docs/reliability.md), as
 # {(service, fault): reason}. Not strict: some sit close to their bound on a loaded machine;
 # test_report checks the table's bold cells are exactly these. None since MLflow checks its
-# first contact, and DataHub and the Ray Jobs API bound theirs (docs/reliability.md).
+# first contact, DataHub and the Ray Jobs API bound theirs, and ray.init bounds Ray Client's
+# reconnect wait (docs/reliability.md).
 KNOWN_GAPS: dict[tuple[str, str], str] = {}
 MATRIX = [
     pytest.param(

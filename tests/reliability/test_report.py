@@ -24,8 +24,9 @@ def generated() -> str:
 # Killed (or stopped) in the middle of an operation, tested where each server is started:
 # tests/postgres (the writer's backend terminated mid-COPY), tests/s3 (the connection cut
 # mid-upload), tests/trino (the server killed mid-query), tests/kafka (the broker stopped
-# mid-publish), tests/mlflow (the server gone mid-run).
-MID_OPERATION = {"postgres", "s3", "trino", "kafka", "mlflow"}
+# mid-publish), tests/mlflow (the server gone mid-run), tests/datahub (a batch emit cut
+# mid-body), tests/ray (the head killed during a ray.get).
+MID_OPERATION = {"postgres", "s3", "trino", "kafka", "mlflow", "datahub", "ray"}
 
 
 def fault_table() -> dict[str, dict[str, str]]:
