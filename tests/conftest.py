@@ -5,6 +5,7 @@ summary through the ``report`` fixture (the canary sweep's and the docs examples
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,13 @@ from pathlib import Path
 # "Other threads are currently calling into gRPC, skipping fork() handlers"). Set before
 # grpc is imported.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+# A script that starts the suite in the background without job control (`make test &`) hands
+# it SIGINT ignored, and Python then installs no KeyboardInterrupt handler: the interrupt tests
+# (a notebook's interrupt button) saw their SIGINT vanish. Every interactive Python and every
+# notebook kernel has the handler.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import pytest
 from reliability.report import FaultLog, Results, TlsLog, fault_logger, tls_logger, write_doc
