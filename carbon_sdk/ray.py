@@ -494,7 +494,7 @@ def init(
 
 SESSION_SERVER_FAILED = "Starting Ray client server failed"
 RECONNECT_ENV = "RAY_CLIENT_RECONNECT_GRACE_PERIOD"
-_reconnect_set: list[str] = []  # the values init() put into RECONNECT_ENV
+_reconnect_set: set[str] = set()  # the values init() put into RECONNECT_ENV
 
 
 def _bound_reconnect(settings: RaySettings) -> None:
@@ -506,7 +506,7 @@ def _bound_reconnect(settings: RaySettings) -> None:
         return
     value = str(max(1, math.ceil(settings.connect_timeout)))
     os.environ[RECONNECT_ENV] = value
-    _reconnect_set.append(value)
+    _reconnect_set.add(value)
 
 
 def _init_local(config: RaySettings, ray_mod: Any, kw: dict[str, Any]) -> Any:

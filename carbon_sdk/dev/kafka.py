@@ -202,13 +202,11 @@ class KafkaService(Service):
 
     def prepare(self, ctx: ServiceContext) -> None:
         """Fetch the jars if needed, write the configuration and format the storage once."""
-        from .tls import server_certificate, stack_ca
-
         java = java_home() / "bin" / "java"
         libs = ensure_libs(ctx)
         config = self.config_dir(ctx)
         config.mkdir(mode=0o700, parents=True, exist_ok=True)
-        certificate = server_certificate(stack_ca(ctx.shared_dir), config / "tls")
+        certificate = ctx.server_certificate(config / "tls")
         write_atomic(config / "log4j2.properties", _LOG4J2, 0o644)
         properties = config / "server.properties"
         write_atomic(properties, _properties(self.server_properties(ctx, certificate.keystore_pem)))

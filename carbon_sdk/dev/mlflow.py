@@ -152,10 +152,8 @@ class AuthMlflowService(MlflowService):
     def prepare(self, ctx: ServiceContext) -> None:
         """The database, the server certificate, and the auth app's config (its user store:
         SQLite in the home)."""
-        from .tls import server_certificate, stack_ca
-
         super().prepare(ctx)
-        server_certificate(stack_ca(ctx.shared_dir), ctx.home / "tls")
+        ctx.server_certificate(ctx.home / "tls")
         config = "\n".join(
             [
                 "[mlflow]",

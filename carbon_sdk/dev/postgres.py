@@ -116,9 +116,7 @@ class PostgresService(Service):
     def _certificate(self, ctx: ServiceContext, base: Path) -> None:
         """The server's keystore (key, certificate, CA), owned by the server's OS user: the
         server refuses a key file another user owns unless root owns it."""
-        from .tls import server_certificate, stack_ca
-
-        keystore = server_certificate(stack_ca(ctx.shared_dir), base / "tls").keystore_pem
+        keystore = ctx.server_certificate(base / "tls").keystore_pem
         if user := self.user(ctx):
             for path in (keystore.parent, keystore):
                 shutil.chown(path, user, user)

@@ -57,10 +57,8 @@ class S3Service(Service):
     def prepare(self, ctx: ServiceContext) -> None:
         """Write the identity file (mode 0600), issue the HTTPS certificate and create the data
         directory."""
-        from .tls import server_certificate, stack_ca
-
         (ctx.home / "data").mkdir(exist_ok=True)
-        server_certificate(stack_ca(ctx.shared_dir), ctx.home / "tls")
+        ctx.server_certificate(ctx.home / "tls")
         identity = {
             "name": "carbon",
             "credentials": [

@@ -21,12 +21,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from carbon_sdk.errors import CarbonError
 
 from .process import tail
 from .progress import Progress
+
+if TYPE_CHECKING:
+    from .tls import ServerCertificate
 
 
 class DevStackError(CarbonError):
@@ -79,6 +82,13 @@ class ServiceContext:
         from .tls import CA
 
         return CA.of_stack(self.shared_dir).cert_pem
+
+    def server_certificate(self, directory: Path) -> ServerCertificate:
+        """``directory/server.pem``, a keystore for this machine's loopback names signed by the
+        stack's CA (both made or renewed as needed; see :mod:`carbon_sdk.dev.tls`)."""
+        from .tls import server_certificate, stack_ca
+
+        return server_certificate(stack_ca(self.shared_dir), directory)
 
     def dependency(self, name: str) -> dict[str, object]:
         """The settings of ``name``, a service this one depends on (e.g. ``{"host": ...}``).

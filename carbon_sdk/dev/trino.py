@@ -357,11 +357,9 @@ class SecureTrinoService(TrinoService):
 
     def extra_config(self, ctx: ServiceContext) -> dict[str, object]:
         """HTTPS, the file password authenticator and the JWT key; writes their files."""
-        from .tls import server_certificate, stack_ca
-
         tls = self.tls_dir(ctx)
         tls.mkdir(mode=0o700, exist_ok=True)
-        certificate = server_certificate(stack_ca(ctx.shared_dir), tls)
+        certificate = ctx.server_certificate(tls)
         password = f"{USER}:{pbkdf2_hash(ctx.secrets['password'])}\n"
         write_atomic(tls / "password.db", password, 0o600)
         key = base64.b64encode(ctx.secrets["jwt_key"].encode()).decode()
@@ -429,12 +427,10 @@ class OidcTrinoService(SecureTrinoService):
 
     def extra_config(self, ctx: ServiceContext) -> dict[str, object]:
         """HTTPS and JWT authentication against the realm's JWKS, issuer and audience."""
-        from .tls import server_certificate, stack_ca
-
         keycloak = ctx.dependency("keycloak")
         tls = self.tls_dir(ctx)
         tls.mkdir(mode=0o700, exist_ok=True)
-        certificate = server_certificate(stack_ca(ctx.shared_dir), tls)
+        certificate = ctx.server_certificate(tls)
         return {
             "http-server.https.enabled": "true",
             "http-server.https.port": ctx.ports["https"],
