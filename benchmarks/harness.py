@@ -49,7 +49,7 @@ def interleaved_medians(
 # A benchmark script that measures approaches in isolation runs itself as
 # ``python <script> child <approach>``: the child imports what the approach needs, times one run
 # with ``child_main`` and prints one JSON line; the parent collects those lines with ``run_child``
-# / ``round_robin``. Imports and peak RSS (``ru_maxrss``) so belong to that approach alone.
+# / ``round_robin``. Imports and peak RSS so belong to that approach alone.
 
 
 def maxrss_mib() -> float:
@@ -57,19 +57,52 @@ def maxrss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _status_mib(field: str) -> float | None:
+    """A ``/proc/self/status`` size field (``VmRSS``, ``VmHWM``) in MiB; None off Linux."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak_rss() -> float:
+    """Start a new peak-RSS window and return the RSS now, in MiB.
+
+    On Linux, writing ``5`` to ``/proc/self/clear_refs`` resets the high-water mark (``VmHWM``)
+    to the current RSS, so :func:`peak_rss_mib` then reports the peak of what ran since, not of
+    the imports before it. Elsewhere the window is the whole process (``ru_maxrss``).
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        return maxrss_mib()
+    return _status_mib("VmRSS") or maxrss_mib()
+
+
+def peak_rss_mib() -> float:
+    """Peak RSS since the last :func:`reset_peak_rss` (Linux) or of the process, in MiB."""
+    return _status_mib("VmHWM") or maxrss_mib()
+
+
 def child_main(run: Callable[[], int], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Child side: time one call of ``run`` and print its measurements as one JSON line.
 
     ``run`` returns the number of rows it handled; only the call itself is timed (do imports and
-    setup before). The line holds ``seconds``, ``rows``, ``peak_rss_mib`` and ``rss_before_mib``
-    (peak RSS just before the call), then the items of ``extra``, read *after* the call, so
-    ``run`` may fill a dict passed here (e.g. ``batch_mib``). Returns the printed dict.
+    setup before). The line holds ``seconds``, ``rows``, ``peak_rss_mib`` (the peak during the
+    call) and ``rss_before_mib`` (RSS just before it), then the items of ``extra``, read *after*
+    the call, so ``run`` may fill a dict passed here (e.g. ``batch_mib``). Returns the printed
+    dict.
     """
-    rss_before = maxrss_mib()
+    rss_before = reset_peak_rss()
     started = time.perf_counter()
     rows = run()
     took = time.perf_counter() - started
-    result = {"seconds": took, "rows": rows, "peak_rss_mib": maxrss_mib()}
+    result = {"seconds": took, "rows": rows, "peak_rss_mib": peak_rss_mib()}
     result = result | {"rss_before_mib": rss_before} | dict(extra or {})
     print(json.dumps(result))
     return result

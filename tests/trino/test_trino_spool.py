@@ -80,8 +80,18 @@ def test_the_session_asks_for_no_gzip() -> None:
 
 @pytest.mark.slow
 def test_spooled_orders_are_complete_and_acknowledged(
-    trino_env: object, carbon_services: StartServices
+    trino_env: object, carbon_services: StartServices, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """1.5 M rows arrive complete, converted on the calling thread (the reader's threads only
+    fetch segments), and every segment is acknowledged, so the server deletes it."""
+    converting: set[str] = set()
+    to_arrow = trino.to_arrow
+
+    def recording(rows: Any, columns: Any) -> pa.Table:
+        converting.add(threading.current_thread().name)
+        return to_arrow(rows, columns)
+
+    monkeypatch.setattr(trino, "to_arrow", recording)
     s3 = admin_client(carbon_services("s3").settings("s3"))
     # Segments of earlier tests' queries that were cancelled (never acknowledged) may remain
     # until their TTL: only this query's segments must go.
@@ -90,6 +100,7 @@ def test_spooled_orders_are_complete_and_acknowledged(
     assert trino.protocol_of(table) == "spooled"
     assert table.num_rows == 1_500_000
     assert pa.compute.count_distinct(table.column("orderkey")).as_py() == 1_500_000
+    assert converting == {threading.current_thread().name}
     assert not _segment_threads()
     deadline = time.monotonic() + 30  # acknowledged segments are deleted by the server
     while set(_spooled_objects(s3, "trino/")) - earlier and time.monotonic() < deadline:
