@@ -11,11 +11,13 @@ date, bool, uuid, jsonb; some NULLs) made with ``generate_series``, read whole b
 Write: a 100,000-row slice of the same table (as the pandas DataFrame ``postgres.query`` returns)
 by ``postgres.write(df, ..., if_exists="replace")`` vs ``DataFrame.to_sql(method="multi")``.
 
-Every approach runs in a fresh subprocess, so imports and peak RSS (``ru_maxrss``) belong to that
-approach alone; the clock covers connect + read (+ conversion), not imports. Rounds are interleaved
-(drift hits every approach alike) and medians recorded. Targets (issue 4): the SDK >= 3x faster
-than ``pandas.read_sql`` and within 1.2x of the fastest direct tool. The stack is started by the
-same supervisor as ``carbon-sdk dev up`` in a temporary ``CARBON_DEV_HOME`` and purged at the end.
+Every approach runs in a fresh subprocess, so imports and peak RSS belong to that approach alone
+(peak RSS during the call: ``harness.child_main``; results recorded before 2026-11-27 used the
+process's ``ru_maxrss`` instead); the clock covers connect + read (+ conversion), not imports.
+Rounds are interleaved (drift hits every approach alike) and medians recorded. Targets (issue 4):
+the SDK >= 3x faster than ``pandas.read_sql`` and within 1.2x of the fastest direct tool. The
+stack is started by the same supervisor as ``carbon-sdk dev up`` in a temporary
+``CARBON_DEV_HOME`` and purged at the end.
 
     python benchmarks/bench_postgres.py                 # 1,000,000 rows, 3 rounds
     BENCH_PG_ROWS=200000 BENCH_PG_ROUNDS=1 python benchmarks/bench_postgres.py

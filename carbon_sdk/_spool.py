@@ -48,11 +48,11 @@ _ROWS = msgspec.json.Decoder(list[tuple[Any, ...]])
 class _GcPause:
     """Pause the cyclic garbage collector while any thread is inside.
 
-    Decoding a segment allocates one list per row; every 700 new containers start a collection
+    Decoding a segment allocates one tuple per row; every 700 new containers start a collection
     that walks the young rows, and the rows surviving into the older generations make full
     collections ever longer: measured on 100,000 ``tpch.orders`` rows, decoding plus Arrow
     conversion took 0.29 s with the collector paused against 1.24 s with it running. The rows
-    hold no reference cycles (lists, strings, numbers), so reference counting frees them all;
+    hold no reference cycles (tuples, strings, numbers), so reference counting frees them all;
     the collector's state is restored when the last thread leaves, unless someone else turned
     it off first.
     """
@@ -90,7 +90,7 @@ class SegmentUnavailable(Exception):
 
 
 class SegmentReader:
-    """Downloads and decodes segments; one per query, used from the worker threads.
+    """Reads the segments of one query: fetched on worker threads, decoded on the caller's.
 
     ``session_factory`` makes a configured ``requests.Session`` (one per thread). No request
     carries the user's credentials: like the client's own reader, segment and acknowledgement
@@ -145,8 +145,12 @@ class SegmentReader:
     ) -> Generator[T, None, None]:
         """``convert`` of each segment's rows, in order: segments fetched on ``workers``
         threads, at most ``workers + ahead`` of them fetched and not yet converted; decoded and
-        converted on the calling thread, then acknowledged. When the consumer stops or a
-        segment fails, pending work is cancelled and the threads end before this returns."""
+        converted on the calling thread (each as soon as it is fetched and the previous one
+        yielded, also while the next segments are still being listed), then acknowledged on a
+        worker thread. When the consumer stops early (``close()``, ``break``), pending fetches
+        are cancelled and the acknowledgements of the segments it got still go out; after an
+        error or an interrupt, acknowledgements not yet sent are dropped (those segments stay
+        until the server's TTL). Either way the threads end before this returns."""
         pending: deque[tuple[Any, Future[bytes]]] = deque()
         pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="carbon-trino-segment")
 
@@ -158,20 +162,23 @@ class SegmentReader:
                 pool.submit(self._acknowledge, decodable.segment)
             return result
 
-        finished = False
+        abandoned = False
         try:
             for index, decodable in enumerate(segments):
-                pending.append((decodable, pool.submit(self.fetch, index, decodable)))
-                while len(pending) > workers + ahead - 1:
+                while pending and (pending[0][1].done() or len(pending) >= workers + ahead):
                     yield converted(*pending.popleft())
+                pending.append((decodable, pool.submit(self.fetch, index, decodable)))
             while pending:
                 yield converted(*pending.popleft())
-            finished = True
+        except GeneratorExit:
+            raise
+        except BaseException:
+            abandoned = True
+            raise
         finally:
             for _, future in pending:
                 future.cancel()
-            # a finished read lets its queued acknowledgements run; any other end drops them
-            pool.shutdown(wait=True, cancel_futures=not finished)
+            pool.shutdown(wait=True, cancel_futures=abandoned)
 
     def _decompress(self, encoding: str, data: bytes, segment: Any) -> bytes:
         size = (segment.metadata or {}).get("uncompressedSize")

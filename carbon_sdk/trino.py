@@ -817,7 +817,8 @@ def _execute(
 
 PROTOCOL_KEY = b"carbon.trino.protocol"
 QUERY_ID_KEY = b"carbon.trino.query_id"
-_SEGMENT_THREADS = min(4, os.cpu_count() or 1)
+# Threads fetching the segments of one query() (iter_batches: 1).
+SEGMENT_THREADS = min(4, os.cpu_count() or 1)
 
 
 @dataclass
@@ -941,7 +942,7 @@ def query(
     started = time.perf_counter()
     settings = TrinoSettings.load(**overrides)
     with _running(settings, sql, params, progress) as result:
-        parts = list(result.tables(_CHUNK_ROWS, workers=_SEGMENT_THREADS, ahead=2))
+        parts = list(result.tables(_CHUNK_ROWS, workers=SEGMENT_THREADS, ahead=2))
         if not parts:
             parts.append(result.annotate(to_arrow([], result.columns())))
     query_id = result.cursor.query_id

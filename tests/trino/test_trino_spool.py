@@ -72,6 +72,55 @@ def test_types_survive_the_spooled_protocol(trino_env: object) -> None:
     assert first == second
 
 
+WIRE_TYPES_SQL = """
+select * from (values
+    (true, tinyint '1', smallint '2', 3, bigint '4', real '1.5', 2.5e0, decimal '12.34',
+     decimal '12345678901234567890.123456', 'text', cast('c' as char(3)), date '2026-01-02',
+     timestamp '2026-01-02 03:04:05.123456', timestamp '2026-01-02 03:04:05.123 Europe/Paris',
+     json '{"a": [1, 2]}', null),
+    (null, null, null, null, null, null, {double}, null, null, null, null, null, null, null, null,
+     null)
+) t(b, ti, si, i, bi, r, d, dec, dec_big, s, ch, dt, ts, tstz, j, n)
+"""
+
+
+@pytest.mark.parametrize(
+    ("double", "one_struct"),
+    [("null", True), ("nan()", False)],
+    ids=["one-struct-array", "nan-column-by-column"],
+)
+def test_segments_convert_like_the_direct_protocol(
+    trino_env: object, monkeypatch: pytest.MonkeyPatch, double: str, one_struct: bool
+) -> None:
+    """Every type with a wire type (booleans, integers, floats, decimals, text, dates,
+    timestamps with and without zone, json, NULL) converts from a segment's rows as one struct
+    array to exactly what the direct protocol's column-by-column path makes; a "NaN" in a
+    double column makes that segment go column by column, with the same result."""
+    struct_tables: list[object] = []
+    as_struct = trino._as_struct
+
+    def recording(rows: Any, columns: Any) -> pa.Table | None:
+        table = as_struct(rows, columns)
+        struct_tables.append(table)
+        return table
+
+    monkeypatch.setattr(trino, "_as_struct", recording)
+    sql = WIRE_TYPES_SQL.replace("{double}", double)
+    spooled = trino.query(sql, as_="arrow")
+    assert trino.protocol_of(spooled) == "spooled"
+    assert (struct_tables[0] is not None) is one_struct
+    direct = trino.query(sql, as_="arrow", encoding=[])
+    assert trino.protocol_of(direct) == "direct"
+    spooled, direct = spooled.replace_schema_metadata(None), direct.replace_schema_metadata(None)
+    assert spooled.schema == direct.schema
+    assert spooled.schema.field("dec_big").type == pa.decimal128(26, 6)
+    assert spooled.schema.field("tstz").type.tz == "Europe/Paris"
+    assert spooled.drop_columns(["d"]).equals(direct.drop_columns(["d"]))
+    doubles = [spooled.column("d").to_pylist(), direct.column("d").to_pylist()]
+    assert doubles[0][0] == doubles[1][0] == 2.5
+    assert str(doubles[0][1]) == str(doubles[1][1]) == ("None" if one_struct else "nan")
+
+
 def test_the_session_asks_for_no_gzip() -> None:
     """Asked for gzip (requests' default), Trino gzips every direct-protocol page."""
     session = trino._http_session(trino.Settings(host="trino.invalid"))
