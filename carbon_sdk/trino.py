@@ -672,13 +672,14 @@ def _column(values: Sequence[Any], signature: dict[str, Any]) -> pa.Array:
         return pa_mod.array([None if v is None else json.dumps(v) for v in values])
 
 
-def _as_struct(rows: Sequence[Sequence[Any]], columns: Sequence[dict[str, Any]]) -> pa.Table | None:
-    """Rows given as tuples, every column with a :func:`_wire_type`: one struct array built
-    from the rows as they are, its fields finished; None otherwise, or when a value does not
+def _struct_columns(
+    rows: Sequence[Sequence[Any]], signatures: Sequence[dict[str, Any]]
+) -> list[pa.Array] | None:
+    """Rows given as tuples, every column with a :func:`_wire_type`: the columns of one struct
+    array built from the rows as they are, finished; None otherwise, or when a value does not
     fit its wire type ("NaN" in a double column). Spares transposing the rows into columns:
     about twice as fast as column by column on ``tpch.orders``."""
     pa_mod = import_client("pyarrow", "tables")
-    signatures = [c["typeSignature"] for c in columns]
     wires = [_wire_type(signature) for signature in signatures]
     if not rows or not isinstance(rows[0], tuple) or any(w is None for w in wires):
         return None
@@ -687,22 +688,19 @@ def _as_struct(rows: Sequence[Sequence[Any]], columns: Sequence[dict[str, Any]])
         struct = pa_mod.array(rows, struct_type)
     except (pa_mod.ArrowInvalid, pa_mod.ArrowTypeError, TypeError):
         return None
-    arrays = [_finish(struct.field(i), signature) for i, signature in enumerate(signatures)]
-    return pa_mod.Table.from_arrays(arrays, names=_unique_names([c["name"] for c in columns]))
+    return [_finish(struct.field(i), signature) for i, signature in enumerate(signatures)]
 
 
 def to_arrow(rows: Sequence[Sequence[Any]], columns: Sequence[dict[str, Any]]) -> pa.Table:
-    """Rows of JSON values (as the server sends them) with their result ``columns`` as a table."""
+    """Rows of JSON values (as the server sends them) with their result ``columns`` as a table:
+    one struct array when :func:`_struct_columns` can, else column by column."""
     pa_mod = import_client("pyarrow", "tables")
-    table = _as_struct(rows, columns)
-    if table is not None:
-        return table
-    transposed = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
-    arrays = [
-        _column(values, c["typeSignature"]) for values, c in zip(transposed, columns, strict=True)
-    ]
-    names = [c["name"] for c in columns]
-    return pa_mod.Table.from_arrays(arrays, names=_unique_names(names))
+    signatures = [c["typeSignature"] for c in columns]
+    arrays = _struct_columns(rows, signatures)
+    if arrays is None:
+        transposed = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+        arrays = [_column(v, sig) for v, sig in zip(transposed, signatures, strict=True)]
+    return pa_mod.Table.from_arrays(arrays, names=_unique_names([c["name"] for c in columns]))
 
 
 def _unique_names(names: list[str]) -> list[str]:

@@ -75,6 +75,7 @@ def test_reads_are_tried_again_writes_are_not(
 def test_describe_is_one_batch_and_keeps_existing_tags(gms: GmsDouble) -> None:
     urn = datahub.describe("iceberg.analytics.orders", description="Orders", tags=["pii"])
     assert urn == ORDERS
+    assert gms.paths()[-1] == "POST /aspects?action=ingestProposalBatch"
     datahub.describe(ORDERS, tags=["gold", "pii"])
     tags = [t["tag"] for t in gms.aspect(ORDERS, "globalTags")["tags"]]
     assert tags == ["urn:li:tag:pii", "urn:li:tag:gold"]

@@ -96,19 +96,19 @@ def test_segments_convert_like_the_direct_protocol(
     timestamps with and without zone, json, NULL) converts from a segment's rows as one struct
     array to exactly what the direct protocol's column-by-column path makes; a "NaN" in a
     double column makes that segment go column by column, with the same result."""
-    struct_tables: list[object] = []
-    as_struct = trino._as_struct
+    struct_results: list[object] = []
+    struct_columns = trino._struct_columns
 
-    def recording(rows: Any, columns: Any) -> pa.Table | None:
-        table = as_struct(rows, columns)
-        struct_tables.append(table)
-        return table
+    def recording(rows: Any, signatures: Any) -> list[pa.Array] | None:
+        arrays = struct_columns(rows, signatures)
+        struct_results.append(arrays)
+        return arrays
 
-    monkeypatch.setattr(trino, "_as_struct", recording)
+    monkeypatch.setattr(trino, "_struct_columns", recording)
     sql = WIRE_TYPES_SQL.replace("{double}", double)
     spooled = trino.query(sql, as_="arrow")
     assert trino.protocol_of(spooled) == "spooled"
-    assert (struct_tables[0] is not None) is one_struct
+    assert (struct_results[0] is not None) is one_struct
     direct = trino.query(sql, as_="arrow", encoding=[])
     assert trino.protocol_of(direct) == "direct"
     spooled, direct = spooled.replace_schema_metadata(None), direct.replace_schema_metadata(None)
