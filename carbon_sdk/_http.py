@@ -34,12 +34,26 @@ class DeadlineExceeded(requests.exceptions.RequestException):
     """A request's deadline passed. Not a ``Timeout``: clients do not retry it."""
 
 
+class ConnectionRefused(requests.exceptions.RequestException):
+    """Every attempt within the deadline was refused (nothing listens on the port). Not a
+    ``ConnectionError``: clients do not retry it, the adapter already has."""
+
+
 class _RetriedStatus(Exception):
     """An answer whose status says "try again" (429, 502, 503, 504), to an idempotent request."""
 
     def __init__(self, response: requests.Response) -> None:
         super().__init__(response.status_code)
         self.response = response
+
+
+def _refused(exc: Exception) -> bool:
+    """The server's host refused the connection: nothing was sent, so any request, a write
+    too, may be sent again."""
+    if not isinstance(exc, requests.exceptions.ConnectionError) or not exc.args:
+        return False
+    reason = getattr(exc.args[0], "reason", None)  # urllib3's MaxRetryError: why it gave up
+    return isinstance(getattr(reason, "__cause__", None), ConnectionRefusedError)
 
 
 def _transient(exc: Exception) -> bool:
@@ -63,15 +77,20 @@ class DeadlineAdapter(HTTPAdapter):
 
     Who repeats a failed request:
 
-    * ``idempotent=None``: the client itself, by sending it again (a trino connection). A
-      request sent after a failure (an exception, or a status the client retries: 429, 502,
-      503, 504) is a retry of the failed one and shares its deadline. Meant for one client that
-      sends its requests one after the other.
+    * A refused connection, for every request: this adapter, after a short backoff, at most
+      ``max_attempts`` times within the deadline (see :mod:`carbon_sdk._retry`); nothing was
+      sent, so a write may be repeated too.
+    * ``idempotent=None``: otherwise the client itself, by sending it again (a trino
+      connection). A request sent after a failure (an exception, or a status the client
+      retries: 429, 502, 503, 504) is a retry of the failed one and shares its deadline. Meant
+      for one client that sends its requests one after the other. Refused to the end, the
+      request fails with :class:`ConnectionRefused`, which the client does not retry: its own
+      backoff (the trino client's: up to 0.2 s, 0.4 s, ...) knows no deadline, and a stopped
+      server must fail within about a second.
     * ``idempotent=<predicate>``: this adapter, for the requests the predicate accepts (reads),
-      after a backoff on a refused, reset or broken connection or a 429/502/503/504 answer, at
-      most ``max_attempts`` times within the deadline (see :mod:`carbon_sdk._retry`). Other
-      requests (writes) are sent once. Mount it in place of a client library's own retrying
-      adapter, whose backoff knows no deadline.
+      also after a backoff on a reset or broken connection or a 429/502/503/504 answer, within
+      the same bounds. Other requests (writes) are sent once. Mount it in place of a client
+      library's own retrying adapter, whose backoff knows no deadline.
     """
 
     def __init__(self, settings: ServiceSettings, *, idempotent: Idempotent | None = None) -> None:
@@ -85,38 +104,45 @@ class DeadlineAdapter(HTTPAdapter):
         self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
     ) -> requests.Response:
         """Send ``request`` within the time its deadline leaves."""
-        if self._idempotent is None:  # the client repeats a failed request itself
-            deadline = self._deadline or Deadline(self._budget())
-            self._deadline = deadline  # until an answer the client does not retry
-            response = self._attempt(deadline, request, args, kwargs)
-            if response.status_code not in RETRIED_STATUSES:
-                self._deadline = None
-            return response
-        deadline = Deadline(self._budget())
-
-        def attempt() -> requests.Response:
-            return self._attempt(deadline, request, args, kwargs)
-
-        return self._repeated(attempt, deadline) if self._idempotent(request) else attempt()
+        if self._idempotent is not None:
+            deadline = Deadline(self._budget())
+            transient = _transient if self._idempotent(request) else _refused
+            return self._repeated(deadline, request, args, kwargs, transient)
+        # the client repeats a failed request itself: its retries share the failed one's deadline
+        deadline = self._deadline or Deadline(self._budget())
+        self._deadline = deadline  # until an answer the client does not retry
+        try:
+            response = self._repeated(deadline, request, args, kwargs, _refused)
+        except requests.exceptions.ConnectionError as exc:
+            if _refused(exc):
+                raise ConnectionRefused(*exc.args, request=request) from exc
+            raise
+        if response.status_code not in RETRIED_STATUSES:
+            self._deadline = None
+        return response
 
     def _budget(self) -> float:
         return budget(self._settings, answered=self._answered)
 
     def _repeated(
-        self, attempt: Callable[[], requests.Response], deadline: Deadline
+        self,
+        deadline: Deadline,
+        request: requests.PreparedRequest,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        transient: Callable[[Exception], bool],
     ) -> requests.Response:
-        """Attempts of an idempotent request; the last "try again" answer is returned as is."""
+        """Attempts of ``request``, again after a failure ``transient`` accepts; the last "try
+        again" answer is returned as is."""
 
         def answered() -> requests.Response:
-            response = attempt()
+            response = self._attempt(deadline, request, args, kwargs)
             if response.status_code in RETRIED_STATUSES:
                 raise _RetriedStatus(response)
             return response
 
         try:
-            return retry_transient(
-                self._settings, answered, _transient, within=deadline.remaining()
-            )
+            return retry_transient(self._settings, answered, transient, within=deadline.remaining())
         except _RetriedStatus as exc:
             return exc.response
 

@@ -181,7 +181,11 @@ ERRORS = ErrorTable(
     Rule(
         Unreachable,
         "is it running? check trino.host, trino.port and trino.connect_timeout",
-        types=("requests.exceptions.ConnectionError", "requests.exceptions.Timeout"),
+        types=(
+            "requests.exceptions.ConnectionError",
+            "requests.exceptions.Timeout",
+            "carbon_sdk._http.ConnectionRefused",
+        ),
         text=(
             "no answer within",
             "timed out",

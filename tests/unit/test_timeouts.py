@@ -90,3 +90,39 @@ def test_retries_share_one_deadline(name: str, hang: Endpoint) -> None:
     elapsed, message = timed_failure(name)
     assert elapsed < 4.5, message
     assert hang.accepted == 1, f"{hang.accepted} connections: {message}"
+
+
+@pytest.mark.parametrize(
+    ("idempotent", "raised"),
+    [
+        (None, "ConnectionRefused"),  # the client retries ConnectionError: it must not see one
+        ("safe_method", "ConnectionError"),  # the adapter replaced the client's retries
+    ],
+)
+def test_a_refused_connection_is_retried_by_the_adapter_only(
+    idempotent: str | None, raised: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing was sent on a refused connection, so even a POST is attempted again, within
+    one deadline, ``max_attempts`` times; a client that repeats requests itself (trino) gets an
+    error it does not retry, since its own backoff (0.2 s, 0.4 s, ...) knows no deadline."""
+    import requests
+
+    from carbon_sdk import _http
+    from carbon_sdk.trino import TrinoSettings
+
+    sent: list[str] = []
+    send = requests.adapters.HTTPAdapter.send
+
+    def counted(self: Any, request: requests.PreparedRequest, *args: Any, **kw: Any) -> Any:
+        sent.append(request.method or "")
+        return send(self, request, *args, **kw)
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", counted)
+    settings = TrinoSettings(host="127.0.0.1", port=closed_port(), max_attempts=4)
+    predicate = getattr(_http, idempotent) if idempotent else None
+    session = _http.bounded(requests.Session(), settings, idempotent=predicate)
+    with pytest.raises(requests.exceptions.RequestException) as info:
+        session.post(f"http://127.0.0.1:{settings.port}/v1/statement", data=b"select 1")
+    assert type(info.value).__name__ == raised
+    assert "refused" in str(info.value).lower()
+    assert sent == ["POST"] * 4
