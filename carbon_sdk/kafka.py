@@ -442,20 +442,29 @@ def _helper_client(
     return _new(settings, role, config), seen
 
 
+_METADATA_FIRST_WAIT = 0.1  # seconds; see _metadata
+
+
 def _metadata(
     client: Any, settings: KafkaSettings, seen: _Seen, topic: str | None, deadline: float
 ) -> Any:
     """Cluster (or one topic's) metadata; raises as soon as ``error_cb`` names a cause, or the
-    classified error once ``deadline`` (a ``time.monotonic()``) passes."""
+    classified error once ``deadline`` (a ``time.monotonic()``) passes.
+
+    ``list_topics`` blocks for its whole timeout when no broker answers, and ``error_cb`` is
+    served only between calls, so the waits start short (a refused port fails in about 0.1 s)
+    and double (a broker whose metadata answer takes longer is still waited for)."""
     ck = import_client("confluent_kafka", SERVICE)
+    wait = _METADATA_FIRST_WAIT
     while True:
         remaining = deadline - time.monotonic()
         try:
-            return client.list_topics(topic, timeout=max(0.05, min(0.5, remaining)))
+            return client.list_topics(topic, timeout=max(0.05, min(wait, remaining)))
         except ck.KafkaException as exc:
             client.poll(0)  # serves error_cb
             if seen.decisive() is not None or time.monotonic() >= deadline:
                 raise classify(exc, settings, seen, what="metadata request") from None
+        wait *= 2
 
 
 def _topic_partitions(
