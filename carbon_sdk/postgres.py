@@ -162,7 +162,17 @@ ERRORS = ErrorTable(
         "is this a PostgreSQL server? check postgres.port",
         text=("invalid response", "expected authentication request"),
     ),
-    Rule(TLSError, "check postgres.sslmode and postgres.ca_bundle", text=("certificate", "ssl")),
+    Rule(
+        Unreachable,
+        # a connection lost mid-operation; over TLS libpq says "SSL connection has been closed
+        # unexpectedly" or "SSL SYSCALL error: EOF detected", which is not a TLS setting's fault
+        text=("closed unexpectedly", "ssl syscall error"),
+    ),
+    Rule(
+        TLSError,
+        "check postgres.sslmode and postgres.ca_bundle",
+        text=("certificate", "ssl", "tlsv1 alert", "wrong version number"),
+    ),
     Rule(
         Unreachable,
         codes=("08", "57P"),  # connection exceptions, operator intervention (shutdown)
