@@ -7,6 +7,7 @@ Imported only by connectors that already imported requests.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -37,6 +38,15 @@ class DeadlineExceeded(requests.exceptions.RequestException):
 class ConnectionRefused(requests.exceptions.RequestException):
     """Every attempt within the deadline was refused (nothing listens on the port). Not a
     ``ConnectionError``: clients do not retry it, the adapter already has."""
+
+
+@dataclass
+class _Failed:
+    """A request that failed in a way its client retries: its retries share ``deadline``."""
+
+    key: tuple[str | None, str | None]  # method and URL
+    deadline: Deadline
+    attempts: int = 0
 
 
 class _RetriedStatus(Exception):
@@ -81,16 +91,19 @@ class DeadlineAdapter(HTTPAdapter):
       ``max_attempts`` times within the deadline (see :mod:`carbon_sdk._retry`); nothing was
       sent, so a write may be repeated too.
     * ``idempotent=None``: otherwise the client itself, by sending it again (a trino
-      connection). A request sent after a failure (an exception, or a status the client
-      retries: 429, 502, 503, 504) is a retry of the failed one and shares its deadline. Meant
-      for one client that sends its requests one after the other. Refused to the end, the
-      request fails with :class:`ConnectionRefused`, which the client does not retry: its own
-      backoff (the trino client's: up to 0.2 s, 0.4 s, ...) knows no deadline, and a stopped
-      server must fail within about a second.
+      connection). A request for the same method and URL sent after a failure the client
+      retries (a ``ConnectionError`` or ``Timeout``, or a 429, 502, 503 or 504 answer) is a
+      retry of the failed one and shares its deadline, for at most ``max_attempts`` attempts
+      (the client's limit); any other request gets a deadline of its own. Meant for one client
+      that sends its requests one after the other. Refused to the end, the request fails with
+      :class:`ConnectionRefused`, which the client does not retry: its own backoff (the trino
+      client's: up to 0.2 s, 0.4 s, ...) knows no deadline, and a stopped server must fail
+      within about a second.
     * ``idempotent=<predicate>``: this adapter, for the requests the predicate accepts (reads),
       also after a backoff on a reset or broken connection or a 429/502/503/504 answer, within
-      the same bounds. Other requests (writes) are sent once. Mount it in place of a client
-      library's own retrying adapter, whose backoff knows no deadline.
+      the same bounds. Other requests (writes) are sent once, or again only after a refused
+      connection. Mount it in place of a client library's own retrying adapter, whose backoff
+      knows no deadline.
     """
 
     def __init__(self, settings: ServiceSettings, *, idempotent: Idempotent | None = None) -> None:
@@ -98,7 +111,7 @@ class DeadlineAdapter(HTTPAdapter):
         self._settings = settings
         self._idempotent = idempotent
         self._answered = False
-        self._deadline: Deadline | None = None
+        self._failed: _Failed | None = None  # the last request, while the client may retry it
 
     def send(
         self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
@@ -109,16 +122,23 @@ class DeadlineAdapter(HTTPAdapter):
             transient = _transient if self._idempotent(request) else _refused
             return self._repeated(deadline, request, args, kwargs, transient)
         # the client repeats a failed request itself: its retries share the failed one's deadline
-        deadline = self._deadline or Deadline(self._budget())
-        self._deadline = deadline  # until an answer the client does not retry
+        failed, self._failed = self._failed, None
+        key = (request.method, request.url)
+        if failed is None or failed.key != key or failed.attempts >= self._settings.max_attempts:
+            failed = _Failed(key, Deadline(self._budget()))
+        failed.attempts += 1
         try:
-            response = self._repeated(deadline, request, args, kwargs, _refused)
+            response = self._repeated(failed.deadline, request, args, kwargs, _refused)
         except requests.exceptions.ConnectionError as exc:
             if _refused(exc):
                 raise ConnectionRefused(*exc.args, request=request) from exc
+            self._failed = failed
             raise
-        if response.status_code not in RETRIED_STATUSES:
-            self._deadline = None
+        except requests.exceptions.Timeout:
+            self._failed = failed
+            raise
+        if response.status_code in RETRIED_STATUSES:
+            self._failed = failed
         return response
 
     def _budget(self) -> float:
@@ -142,6 +162,8 @@ class DeadlineAdapter(HTTPAdapter):
             return response
 
         try:
+            if deadline.expired:  # a retry begun too late: it fails at once, unsent
+                return answered()
             return retry_transient(self._settings, answered, transient, within=deadline.remaining())
         except _RetriedStatus as exc:
             return exc.response

@@ -289,7 +289,8 @@ def _bounded(client: DatahubRestEmitter, settings: DatahubSettings, timeout: flo
     public requests session): acryl retries every method, writes included, with a backoff of
     2 s, 4 s... that no deadline bounds, and waits ``timeout_sec`` for the first byte. Now the
     first answer must come within ``connect_timeout``, reads (GET, GraphQL queries) are
-    repeated after a transient failure within the call's deadline, writes are sent once (see
+    repeated after a transient failure within the call's deadline, writes are sent once, or
+    again only after a refused connection, which sent nothing (see
     :class:`carbon_sdk._http.DeadlineAdapter`)."""
     from carbon_sdk._http import bounded
 

@@ -126,3 +126,28 @@ def test_a_refused_connection_is_retried_by_the_adapter_only(
     assert type(info.value).__name__ == raised
     assert "refused" in str(info.value).lower()
     assert sent == ["POST"] * 4
+
+
+@pytest.mark.parametrize("first", ["refused", "hang"])
+def test_a_request_after_a_final_failure_has_a_deadline_of_its_own(
+    first: str, hang: Endpoint
+) -> None:
+    """A failure the client does not retry (refused to the end, or its deadline passed) leaves
+    nothing behind on a kept trino session: a later request, once that deadline would have
+    passed, still gets its own and reaches the endpoint (a stale one had failed every later
+    request at once, unsent)."""
+    import requests
+
+    from carbon_sdk import _http
+    from carbon_sdk.trino import TrinoSettings
+
+    settings = TrinoSettings(host="127.0.0.1", port=hang.port, connect_timeout=0.5)
+    session = _http.bounded(requests.Session(), settings)  # as trino's: the client retries
+    port = closed_port() if first == "refused" else hang.port
+    with pytest.raises(requests.exceptions.RequestException):
+        session.get(f"http://127.0.0.1:{port}/v1/info")
+    accepted = hang.accepted
+    time.sleep(settings.connect_timeout + 0.1)  # the first request's deadline has passed
+    with pytest.raises(_http.DeadlineExceeded, match=r"no answer within 0\.5 s"):
+        session.get(f"http://127.0.0.1:{hang.port}/v1/info")
+    assert hang.accepted == accepted + 1
