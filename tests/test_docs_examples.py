@@ -6,6 +6,7 @@ working directory). A block that cannot run says why on the line before its fenc
 from __future__ import annotations
 
 import re
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,11 +90,17 @@ def test_examples_run(
     monkeypatch.chdir(tmp_path)
     reload()
     namespace: dict[str, object] = {"__name__": "__docs__"}
-    for block in blocks(page):
-        if block.not_run is None:
-            # padded so that a traceback names the markdown file and line
-            exec(compile("\n" * block.line + block.code, str(page), "exec"), namespace)
-            RAN.append(block)
+    try:
+        for block in blocks(page):
+            if block.not_run is None:
+                # padded so that a traceback names the markdown file and line
+                exec(compile("\n" * block.line + block.code, str(page), "exec"), namespace)
+                RAN.append(block)
+    finally:
+        # a page's Ray Client connection would outlive the stack: its reconnect thread then
+        # logs tracebacks when the test session ends
+        if "ray" in sys.modules:
+            sys.modules["ray"].shutdown()
     skipped = [b for b in ALL if b.not_run]
     report["docs examples"] = (
         f"docs examples: {len(RAN)} python blocks ran, {len(skipped)} not run "
