@@ -2,7 +2,8 @@
 
 Turn them on with ``logging.getLogger("carbon_sdk").setLevel(logging.DEBUG)`` (and a handler,
 e.g. ``logging.basicConfig()``). Lines name the endpoint, the auth mode and where each setting
-came from; secret values are never logged (settings render them as ``***``).
+came from; secret values are never logged (settings render them as ``***``). The retries the
+SDK makes (stamina's ``stamina`` logger, see :mod:`carbon_sdk._retry`) are silent by default too.
 """
 
 from __future__ import annotations

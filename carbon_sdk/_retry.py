@@ -7,6 +7,7 @@ a read the caller marks as idempotent. A statement that was sent, a write, is ne
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -16,6 +17,12 @@ if TYPE_CHECKING:
     from carbon_sdk.settings import ServiceSettings
 
 T = TypeVar("T")
+
+# stamina logs each scheduled retry ("stamina.retry_scheduled") at WARNING on the "stamina"
+# logger. With no logging configured, Python's last-resort handler printed those bare lines in
+# every notebook cell that retried a refused connection. Like the SDK's own loggers they now go
+# only where the application's logging configuration sends them.
+logging.getLogger("stamina").addHandler(logging.NullHandler())
 
 WAIT_INITIAL = 0.05  # seconds before the second attempt; doubles, with up to as much jitter
 WAIT_MAX = 1.0

@@ -151,3 +151,42 @@ def test_a_request_after_a_final_failure_has_a_deadline_of_its_own(
     with pytest.raises(_http.DeadlineExceeded, match=r"no answer within 0\.5 s"):
         session.get(f"http://127.0.0.1:{hang.port}/v1/info")
     assert hang.accepted == accepted + 1
+
+
+def test_retries_print_nothing_unless_logging_is_configured() -> None:
+    """A refused trino port is retried (stamina logs each retry at WARNING): in a notebook
+    with no logging configured nothing is printed but the error; with logging configured,
+    the retries are there."""
+    import subprocess
+    import sys
+
+    script = (
+        "import logging, sys\n"
+        "if sys.argv[1] == 'configured': logging.basicConfig()\n"
+        "from carbon_sdk import trino\n"
+        "from carbon_sdk.errors import Unreachable\n"
+        "try: trino.query('select 1', progress=False)\n"
+        "except Unreachable: print('unreachable')\n"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "CARBON_TRINO__HOST": "127.0.0.1",
+        "CARBON_TRINO__PORT": str(closed_port()),
+        "CARBON_TRINO__USER": "u",
+        "CARBON_TRINO__MAX_ATTEMPTS": "3",
+    }
+    printed = {
+        mode: subprocess.run(
+            [sys.executable, "-c", script, mode],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        for mode in ("bare", "configured")
+    }
+    assert printed["bare"].stdout == "unreachable\n"
+    assert printed["bare"].stderr == "", printed["bare"].stderr
+    assert printed["configured"].stdout == "unreachable\n"
+    assert printed["configured"].stderr.count("stamina.retry_scheduled") == 2
