@@ -6,8 +6,10 @@ Imported only by connectors that already imported requests.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -40,6 +42,11 @@ class ConnectionRefused(requests.exceptions.RequestException):
     ``ConnectionError``: clients do not retry it, the adapter already has."""
 
 
+RETRY_WINDOW = 2.0
+"""Seconds after a failure within which the same request sent again is its client's retry
+(the trino client's backoff: up to 0.2 s, 0.4 s, 0.8 s...); later it is a new request."""
+
+
 @dataclass
 class _Failed:
     """A request that failed in a way its client retries: its retries share ``deadline``."""
@@ -47,6 +54,12 @@ class _Failed:
     key: tuple[str | None, str | None]  # method and URL
     deadline: Deadline
     attempts: int = 0
+    at: float = field(default_factory=time.monotonic)  # when it last failed
+
+    def retried_by(self, key: tuple[str | None, str | None], max_attempts: int) -> bool:
+        """Whether a request for ``key`` sent now is a retry of this one."""
+        recent = time.monotonic() - self.at <= RETRY_WINDOW
+        return key == self.key and self.attempts < max_attempts and recent
 
 
 class _RetriedStatus(Exception):
@@ -94,7 +107,8 @@ class DeadlineAdapter(HTTPAdapter):
       connection). A request for the same method and URL sent after a failure the client
       retries (a ``ConnectionError`` or ``Timeout``, or a 429, 502, 503 or 504 answer) is a
       retry of the failed one and shares its deadline, for at most ``max_attempts`` attempts
-      (the client's limit); any other request gets a deadline of its own. Meant for one client
+      (the client's limit) begun within :data:`RETRY_WINDOW` of the last failure, on the same
+      thread; any other request gets a deadline of its own. Meant for one client
       that sends its requests one after the other. Refused to the end, the request fails with
       :class:`ConnectionRefused`, which the client does not retry: its own backoff (the trino
       client's: up to 0.2 s, 0.4 s, ...) knows no deadline, and a stopped server must fail
@@ -111,7 +125,9 @@ class DeadlineAdapter(HTTPAdapter):
         self._settings = settings
         self._idempotent = idempotent
         self._answered = False
-        self._failed: _Failed | None = None  # the last request, while the client may retry it
+        # per thread (the client retries on the thread that sent): the last request, while the
+        # client may retry it
+        self._last = threading.local()
 
     def send(
         self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
@@ -122,9 +138,10 @@ class DeadlineAdapter(HTTPAdapter):
             transient = _transient if self._idempotent(request) else _refused
             return self._repeated(deadline, request, args, kwargs, transient)
         # the client repeats a failed request itself: its retries share the failed one's deadline
-        failed, self._failed = self._failed, None
+        failed: _Failed | None = getattr(self._last, "failed", None)
+        self._last.failed = None
         key = (request.method, request.url)
-        if failed is None or failed.key != key or failed.attempts >= self._settings.max_attempts:
+        if failed is None or not failed.retried_by(key, self._settings.max_attempts):
             failed = _Failed(key, Deadline(self._budget()))
         failed.attempts += 1
         try:
@@ -132,14 +149,18 @@ class DeadlineAdapter(HTTPAdapter):
         except requests.exceptions.ConnectionError as exc:
             if _refused(exc):
                 raise ConnectionRefused(*exc.args, request=request) from exc
-            self._failed = failed
+            self._remember(failed)
             raise
         except requests.exceptions.Timeout:
-            self._failed = failed
+            self._remember(failed)
             raise
         if response.status_code in RETRIED_STATUSES:
-            self._failed = failed
+            self._remember(failed)
         return response
+
+    def _remember(self, failed: _Failed) -> None:
+        failed.at = time.monotonic()
+        self._last.failed = failed
 
     def _budget(self) -> float:
         return budget(self._settings, answered=self._answered)
@@ -178,7 +199,9 @@ class DeadlineAdapter(HTTPAdapter):
         """One attempt, its timeouts cut to what ``deadline`` leaves."""
         wait = first_wait(self._settings, answered=self._answered)
         if deadline.expired:
-            raise DeadlineExceeded(str(Waited(wait, deadline.elapsed())), request=request)
+            raise DeadlineExceeded(
+                str(Waited(deadline.seconds, deadline.elapsed())), request=request
+            )
         kwargs["timeout"] = (deadline.cap(self._settings.connect_timeout), deadline.cap(wait))
         try:
             response = super().send(request, *args, **kwargs)

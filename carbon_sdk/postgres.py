@@ -166,7 +166,7 @@ ERRORS = ErrorTable(
         Unreachable,
         # a connection lost mid-operation; over TLS libpq says "SSL connection has been closed
         # unexpectedly" or "SSL SYSCALL error: EOF detected", which is not a TLS setting's fault
-        text=("closed unexpectedly", "ssl syscall error", "unexpected eof"),
+        text=("closed unexpectedly", "ssl syscall error"),
     ),
     Rule(
         TLSError,

@@ -21,13 +21,15 @@ def closed_port() -> int:
 
 class Endpoint:
     """A listening socket on 127.0.0.1 that treats every connection with ``behaviour``:
-    ``"hang"`` accepts and never answers, ``"garbage"`` answers bytes of no protocol."""
+    ``"hang"`` accepts and never answers, ``"garbage"`` answers bytes of no protocol,
+    ``"unavailable"`` answers any HTTP request with ``503 Service Unavailable``."""
 
     def __init__(self, behaviour: str) -> None:
         self.behaviour = behaviour
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port: int = self.sock.getsockname()[1]
         self.held: list[socket.socket] = []
+        self.connections = 0
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -37,16 +39,21 @@ class Endpoint:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
+            self.connections += 1
             if self.behaviour == "garbage":
                 conn.sendall(b"\x00\xffNOT A PROTOCOL\r\n\r\n" * 4)
+                conn.close()
+            elif self.behaviour == "unavailable":
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
                 conn.close()
             else:  # "hang": accept, keep the connection open, never answer
                 self.held.append(conn)
 
     @property
     def accepted(self) -> int:
-        """How many connections a hanging endpoint has accepted."""
-        return len(self.held)
+        """How many connections the endpoint has accepted."""
+        return self.connections
 
     def close(self) -> None:
         self.sock.close()

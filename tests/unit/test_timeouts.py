@@ -190,3 +190,17 @@ def test_retries_print_nothing_unless_logging_is_configured() -> None:
     assert printed["bare"].stderr == "", printed["bare"].stderr
     assert printed["configured"].stdout == "unreachable\n"
     assert printed["configured"].stderr.count("stamina.retry_scheduled") == 2
+
+
+def test_the_trino_clients_retries_of_a_request_share_its_deadline() -> None:
+    """The trino client retries a 503 up to ``max_attempts`` times after a backoff that doubles
+    (0.2 s, 0.4 s, ... 51 s for the tenth, times a random factor); its retries share one
+    deadline, so the endpoint sees only the few that begin within ``connect_timeout``."""
+    endpoint = Endpoint("unavailable")
+    try:
+        point_at(endpoint.port, connect_timeout=1.0, request_timeout=1.0, max_attempts=10)
+        with pytest.raises(Unreachable, match=r"no answer within 1 s"):
+            CALLS["trino"]()
+    finally:
+        endpoint.close()
+    assert 2 <= endpoint.accepted < 10
