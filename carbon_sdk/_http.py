@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -54,7 +54,7 @@ class _Failed:
     key: tuple[str | None, str | None]  # method and URL
     deadline: Deadline
     attempts: int = 0
-    at: float = field(default_factory=time.monotonic)  # when it last failed
+    at: float = 0.0  # when it last failed (set by DeadlineAdapter._remember)
 
     def retried_by(self, key: tuple[str | None, str | None], max_attempts: int) -> bool:
         """Whether a request for ``key`` sent now is a retry of this one."""
@@ -146,13 +146,10 @@ class DeadlineAdapter(HTTPAdapter):
         failed.attempts += 1
         try:
             response = self._repeated(failed.deadline, request, args, kwargs, _refused)
-        except requests.exceptions.ConnectionError as exc:
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
             if _refused(exc):
                 raise ConnectionRefused(*exc.args, request=request) from exc
-            self._remember(failed)
-            raise
-        except requests.exceptions.Timeout:
-            self._remember(failed)
+            self._remember(failed)  # the client retries these
             raise
         if response.status_code in RETRIED_STATUSES:
             self._remember(failed)
